@@ -1,0 +1,364 @@
+"""The sandbox cluster: librdkafka's mock cluster (bundled with confluent-kafka) in its own process.
+
+`SandboxCluster` drives the mock through ctypes. `serve()` runs it with a JSON-lines
+control channel on a Unix socket (broker down/up, leader move, latency, racks, injected
+request errors, topic creation), which `SandboxControl` speaks from other processes.
+"""
+
+import ctypes
+import glob
+import json
+import logging
+import os
+import signal
+import socket
+import socketserver
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import confluent_kafka
+
+log = logging.getLogger(__name__)
+
+# Kafka protocol request keys that can be given injected errors by name.
+API_KEYS = {
+    "Produce": 0,
+    "Fetch": 1,
+    "ListOffsets": 2,
+    "Metadata": 3,
+    "OffsetCommit": 8,
+    "OffsetFetch": 9,
+    "FindCoordinator": 10,
+    "JoinGroup": 11,
+    "Heartbeat": 12,
+    "SyncGroup": 14,
+    "InitProducerId": 22,
+}
+# Error codes that may be injected, by their protocol names.
+ERROR_CODES = {
+    "NOT_LEADER_OR_FOLLOWER": 6,
+    "REQUEST_TIMED_OUT": 7,
+    "NETWORK_EXCEPTION": 13,
+    "COORDINATOR_NOT_AVAILABLE": 15,
+    "NOT_COORDINATOR": 16,
+    "NOT_ENOUGH_REPLICAS": 19,
+    "NOT_ENOUGH_REPLICAS_AFTER_APPEND": 20,
+    "LEADER_NOT_AVAILABLE": 5,
+}
+TOPIC_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+DEFAULT_PROBE_TOPIC = "__recovery_probe"
+
+
+class SandboxError(Exception):
+    """A control request was invalid or the mock refused it."""
+
+
+def _library() -> ctypes.CDLL:
+    libs_dir = Path(confluent_kafka.__file__).resolve().parent.parent / "confluent_kafka.libs"
+    candidates = sorted(glob.glob(str(libs_dir / "librdkafka*.so*")))
+    if not candidates:
+        raise SandboxError(f"librdkafka not found under {libs_dir}; is confluent-kafka installed from its wheel?")
+    lib = ctypes.CDLL(candidates[0])
+    vp, i32, cs = ctypes.c_void_p, ctypes.c_int32, ctypes.c_char_p
+    # Every function gets argtypes and restype: a wrong guess about a pointer segfaults.
+    signatures = {
+        "rd_kafka_conf_new": ([], vp),
+        "rd_kafka_conf_set": ([vp, cs, cs, cs, ctypes.c_size_t], ctypes.c_int),
+        "rd_kafka_new": ([ctypes.c_int, vp, cs, ctypes.c_size_t], vp),
+        "rd_kafka_destroy": ([vp], None),
+        "rd_kafka_mock_cluster_new": ([vp, ctypes.c_int], vp),
+        "rd_kafka_mock_cluster_destroy": ([vp], None),
+        "rd_kafka_mock_cluster_bootstraps": ([vp], cs),
+        "rd_kafka_mock_set_controller_id": ([vp, i32], ctypes.c_int),
+        "rd_kafka_mock_group_initial_rebalance_delay_ms": ([vp, i32], None),
+        "rd_kafka_mock_topic_create": ([vp, cs, ctypes.c_int, ctypes.c_int], ctypes.c_int),
+        "rd_kafka_mock_partition_set_leader": ([vp, cs, i32, i32], ctypes.c_int),
+        "rd_kafka_mock_broker_set_down": ([vp, i32], ctypes.c_int),
+        "rd_kafka_mock_broker_set_up": ([vp, i32], ctypes.c_int),
+        "rd_kafka_mock_broker_set_rtt": ([vp, i32, ctypes.c_int], ctypes.c_int),
+        "rd_kafka_mock_broker_set_rack": ([vp, i32, cs], ctypes.c_int),
+        "rd_kafka_mock_push_request_errors_array": (
+            [vp, ctypes.c_int16, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int)],
+            None,
+        ),
+        "rd_kafka_mock_clear_request_errors": ([vp, ctypes.c_int16], None),
+    }
+    for name, (argtypes, restype) in signatures.items():
+        function = getattr(lib, name)
+        function.argtypes = argtypes
+        function.restype = restype
+    return lib
+
+
+@dataclass
+class BrokerState:
+    id: int
+    rack: str
+    up: bool = True
+    rtt_ms: int = 0
+
+
+class SandboxCluster:
+    """A running mock cluster. Not thread-safe by itself: the control server serialises calls."""
+
+    def __init__(self, *, brokers: int = 3, racks: tuple[str, ...] = ("a", "b", "c")):
+        if not 1 <= brokers <= 16:
+            raise SandboxError("brokers must be between 1 and 16")
+        self._lib = _library()
+        errstr = ctypes.create_string_buffer(512)
+        conf = self._lib.rd_kafka_conf_new()
+        # The handle only hosts the mock; it complains about having no bootstrap servers.
+        self._lib.rd_kafka_conf_set(conf, b"log_level", b"0", errstr, len(errstr))
+        self._rk = self._lib.rd_kafka_new(1, conf, errstr, len(errstr))
+        if not self._rk:
+            raise SandboxError(f"rd_kafka_new failed: {errstr.value.decode(errors='replace')}")
+        self._mc = self._lib.rd_kafka_mock_cluster_new(self._rk, brokers)
+        if not self._mc:
+            self._lib.rd_kafka_destroy(self._rk)
+            raise SandboxError("rd_kafka_mock_cluster_new failed")
+        # Controller id 0 makes controller-bound admin calls time out; the default
+        # rebalance delay adds ~3 s to every first group assignment.
+        self._lib.rd_kafka_mock_set_controller_id(self._mc, 1)
+        self._lib.rd_kafka_mock_group_initial_rebalance_delay_ms(self._mc, 0)
+        self.brokers = {i: BrokerState(i, racks[(i - 1) % len(racks)]) for i in range(1, brokers + 1)}
+        for broker in self.brokers.values():
+            self._lib.rd_kafka_mock_broker_set_rack(self._mc, broker.id, broker.rack.encode())
+        self.bootstrap = self._lib.rd_kafka_mock_cluster_bootstraps(self._mc).decode()
+        self.topics: dict[str, dict] = {}
+
+    def close(self) -> None:
+        if self._mc:
+            self._lib.rd_kafka_mock_cluster_destroy(self._mc)
+            self._mc = None
+        if self._rk:
+            self._lib.rd_kafka_destroy(self._rk)
+            self._rk = None
+
+    def _broker(self, broker_id) -> BrokerState:
+        if not isinstance(broker_id, int) or broker_id not in self.brokers:
+            raise SandboxError(f"broker must be one of {sorted(self.brokers)}; got {broker_id!r}")
+        return self.brokers[broker_id]
+
+    @staticmethod
+    def _check(code: int, what: str) -> None:
+        if code != 0:
+            raise SandboxError(f"{what} failed with librdkafka error {code}")
+
+    def _topic(self, name) -> bytes:
+        if not isinstance(name, str) or not 0 < len(name) <= 249 or set(name) - TOPIC_NAME_CHARS:
+            raise SandboxError(f"invalid topic name {name!r}")
+        return name.encode()
+
+    def topic_create(self, name: str, partitions: int, replication_factor: int) -> dict:
+        topic = self._topic(name)
+        if not isinstance(partitions, int) or not 1 <= partitions <= 10_000:
+            raise SandboxError("partitions must be between 1 and 10000")
+        # RF 0 gives leaderless partitions (useful for tests); a negative RF aborts the process.
+        if not isinstance(replication_factor, int) or not 0 <= replication_factor <= len(self.brokers):
+            raise SandboxError(f"replication_factor must be between 0 and {len(self.brokers)}")
+        self._check(
+            self._lib.rd_kafka_mock_topic_create(self._mc, topic, partitions, replication_factor), "topic create"
+        )
+        self.topics[name] = {"partitions": partitions, "replication_factor": replication_factor}
+        return self.topics[name]
+
+    def spread_leaders(self, name: str) -> dict[int, int]:
+        """Give each broker the lead of partitions in turn, so every broker leads at least one."""
+        topic = self._topic(name)
+        ids = sorted(self.brokers)
+        leaders = {}
+        for partition in range(self.topics[name]["partitions"]):
+            leaders[partition] = ids[partition % len(ids)]
+            self._check(
+                self._lib.rd_kafka_mock_partition_set_leader(self._mc, topic, partition, leaders[partition]),
+                "leader move",
+            )
+        return leaders
+
+    def leader_move(self, topic: str, partition: int, broker: int) -> None:
+        self._broker(broker)
+        if not isinstance(partition, int) or partition < 0:
+            raise SandboxError("partition must be a non-negative integer")
+        self._check(
+            self._lib.rd_kafka_mock_partition_set_leader(self._mc, self._topic(topic), partition, broker), "leader move"
+        )
+
+    def broker_down(self, broker: int) -> None:
+        self._check(self._lib.rd_kafka_mock_broker_set_down(self._mc, self._broker(broker).id), "broker down")
+        self.brokers[broker].up = False
+
+    def broker_up(self, broker: int) -> None:
+        self._check(self._lib.rd_kafka_mock_broker_set_up(self._mc, self._broker(broker).id), "broker up")
+        self.brokers[broker].up = True
+
+    def latency(self, broker: int, rtt_ms: int) -> None:
+        if not isinstance(rtt_ms, int) or not 0 <= rtt_ms <= 60_000:
+            raise SandboxError("rtt_ms must be between 0 and 60000")
+        self._check(self._lib.rd_kafka_mock_broker_set_rtt(self._mc, self._broker(broker).id, rtt_ms), "latency")
+        self.brokers[broker].rtt_ms = rtt_ms
+
+    def rack(self, broker: int, rack: str) -> None:
+        if not isinstance(rack, str) or not 0 < len(rack) <= 64:
+            raise SandboxError("rack must be a non-empty string of at most 64 characters")
+        self._check(self._lib.rd_kafka_mock_broker_set_rack(self._mc, self._broker(broker).id, rack.encode()), "rack")
+        self.brokers[broker].rack = rack
+
+    def request_errors(self, api: str, errors: list[str]) -> None:
+        if api not in API_KEYS:
+            raise SandboxError(f"api must be one of {', '.join(API_KEYS)}")
+        if not isinstance(errors, list) or not 1 <= len(errors) <= 10_000 or any(e not in ERROR_CODES for e in errors):
+            raise SandboxError(f"errors must be a list of 1 to 10000 of {', '.join(ERROR_CODES)}")
+        codes = (ctypes.c_int * len(errors))(*(ERROR_CODES[e] for e in errors))
+        self._lib.rd_kafka_mock_push_request_errors_array(self._mc, API_KEYS[api], len(errors), codes)
+
+    def clear_request_errors(self, api: str) -> None:
+        if api not in API_KEYS:
+            raise SandboxError(f"api must be one of {', '.join(API_KEYS)}")
+        self._lib.rd_kafka_mock_clear_request_errors(self._mc, API_KEYS[api])
+
+    def status(self) -> dict:
+        return {
+            "bootstrap": self.bootstrap,
+            "brokers": [vars(b) for b in self.brokers.values()],
+            "topics": self.topics,
+        }
+
+
+# --- the control channel ------------------------------------------------------------------
+
+OPERATIONS = {
+    "status": (),
+    "broker_down": ("broker",),
+    "broker_up": ("broker",),
+    "leader_move": ("topic", "partition", "broker"),
+    "latency": ("broker", "rtt_ms"),
+    "rack": ("broker", "rack"),
+    "request_errors": ("api", "errors"),
+    "clear_request_errors": ("api",),
+    "topic_create": ("name", "partitions", "replication_factor"),
+    "spread_leaders": ("name",),
+}
+
+
+def dispatch(cluster: SandboxCluster, request: dict, lock: threading.Lock) -> dict:
+    op = request.get("op")
+    if op not in OPERATIONS:
+        return {"ok": False, "error": f"unknown op {op!r}; one of {', '.join(OPERATIONS)}"}
+    missing = [name for name in OPERATIONS[op] if name not in request]
+    if missing:
+        return {"ok": False, "error": f"{op} needs {', '.join(missing)}"}
+    args = [request[name] for name in OPERATIONS[op]]
+    with lock:
+        try:
+            result = getattr(cluster, op)(*args)
+        except SandboxError as exc:
+            return {"ok": False, "error": str(exc)}
+        return {"ok": True, "result": result if result is not None else cluster.status()}
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    timeout = 10
+
+    def handle(self):
+        for line in self.rfile:
+            try:
+                request = json.loads(line)
+                if not isinstance(request, dict):
+                    raise ValueError("request must be a JSON object")
+                reply = dispatch(self.server.cluster, request, self.server.lock)
+            except ValueError as exc:
+                reply = {"ok": False, "error": f"bad request: {exc}"}
+            self.wfile.write(json.dumps(reply).encode() + b"\n")
+            self.wfile.flush()
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+def serve(*, state_file: Path, brokers: int = 3, probe_topic: str = DEFAULT_PROBE_TOPIC, ready=None) -> None:
+    """Run a sandbox cluster until SIGTERM or SIGINT; publish its address in `state_file`."""
+    state_file = Path(state_file)
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    socket_path = state_file.with_suffix(".sock")
+    if socket_path.exists():
+        socket_path.unlink()
+    cluster = SandboxCluster(brokers=brokers)
+    stop = threading.Event()
+    server = None
+    try:
+        cluster.topic_create(probe_topic, partitions=2 * brokers, replication_factor=min(3, brokers))
+        cluster.spread_leaders(probe_topic)
+        server = _Server(str(socket_path), _Handler)
+        server.cluster = cluster
+        server.lock = threading.Lock()
+        os.chmod(socket_path, 0o600)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+        state = {
+            "bootstrap": cluster.bootstrap,
+            "control": str(socket_path),
+            "pid": os.getpid(),
+            "probe_topic": probe_topic,
+        }
+        tmp = state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(state_file)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        log.info("sandbox cluster up: %s (control %s)", cluster.bootstrap, socket_path)
+        if ready:
+            ready(state)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        cluster.close()
+        for path in (state_file, socket_path):
+            path.unlink(missing_ok=True)
+
+
+class SandboxControl:
+    """Client of the control channel; every request has a timeout."""
+
+    def __init__(self, socket_path: str | os.PathLike, *, timeout: float = 5.0):
+        self.socket_path = str(socket_path)
+        self.timeout = timeout
+
+    def call(self, op: str, **params) -> dict:
+        request = json.dumps({"op": op, **params}).encode() + b"\n"
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(self.timeout)
+                sock.connect(self.socket_path)
+                sock.sendall(request)
+                reply = b""
+                while not reply.endswith(b"\n"):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    reply += chunk
+        except OSError as exc:
+            raise SandboxError(f"sandbox control channel {self.socket_path} unreachable: {exc}") from None
+        try:
+            answer = json.loads(reply)
+        except ValueError:
+            raise SandboxError("sandbox control channel sent a malformed reply") from None
+        if not answer.get("ok"):
+            raise SandboxError(answer.get("error", "unknown error"))
+        return answer["result"]
+
+
+def read_state(state_file: Path, *, wait: float = 0.0) -> dict:
+    """The running sandbox's state; waits up to `wait` seconds for it to appear."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return json.loads(Path(state_file).read_text())
+        except (FileNotFoundError, ValueError):
+            if time.monotonic() >= deadline:
+                raise SandboxError(f"no sandbox cluster is running (no state in {state_file})") from None
+            time.sleep(0.05)

@@ -1,0 +1,236 @@
+"""The record: clusters, their scorecards and rows, checks, runs and evidence."""
+
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+
+from scorecard.validators import validate_bootstrap_servers, validate_ca_pem, validate_queue_name
+
+
+class Status(models.TextChoices):
+    PASS = "PASS"
+    WARN = "WARN"
+    FAIL = "FAIL"
+    ERROR = "ERROR"
+    STALE = "STALE"
+    UNKNOWN = "UNKNOWN"
+    NOT_APPLICABLE = "NOT_APPLICABLE", "NOT APPLICABLE"
+
+
+# A probe may only report these; STALE, UNKNOWN and NOT APPLICABLE are derived.
+EVIDENCE_STATUSES = (Status.PASS, Status.WARN, Status.FAIL, Status.ERROR)
+
+
+class SecurityProtocol(models.TextChoices):
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class SaslMechanism(models.TextChoices):
+    NONE = "", "none"
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
+
+
+class Actuator(models.TextChoices):
+    NONE = "none", "none (probes only)"
+    SANDBOX = "sandbox", "sandbox control channel"
+    COMMAND = "command", "command template"
+    MANUAL = "manual", "manual steps"
+
+
+class RowKey(models.TextChoices):
+    DURABILITY = "durability", "Data durability"
+    METADATA = "metadata", "Metadata recovery"
+    CLIENT_CONTINUITY = "client_continuity", "Client continuity"
+    AUTOMATION = "automation", "Operational automation"
+    COST = "cost", "Cost sustainability"
+
+
+class Cluster(models.Model):
+    """A Kafka-compatible cluster under assessment; its secret never leaves this row."""
+
+    name = models.CharField(
+        max_length=100,
+        unique=True,
+        validators=[RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$", "Use letters, digits, spaces, '.', '_' or '-'.")],
+    )
+    bootstrap_servers = models.CharField(max_length=1000, validators=[validate_bootstrap_servers])
+    security_protocol = models.CharField(
+        max_length=20, choices=SecurityProtocol.choices, default=SecurityProtocol.PLAINTEXT
+    )
+    sasl_mechanism = models.CharField(max_length=20, choices=SaslMechanism.choices, blank=True)
+    sasl_username = models.CharField(max_length=200, blank=True)
+    sasl_password = models.CharField(max_length=500, blank=True)
+    ssl_ca_pem = models.TextField(blank=True, validators=[validate_ca_pem])
+    expected_brokers = models.PositiveIntegerField(null=True, blank=True)
+    worker_queue = models.CharField(max_length=64, default="default", validators=[validate_queue_name])
+    drills_allowed = models.BooleanField(default=False)
+    actuator = models.CharField(max_length=20, choices=Actuator.choices, default=Actuator.NONE)
+    sandbox_control = models.CharField(max_length=500, blank=True)
+    standby = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="primaries")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL")
+
+    def clean(self):
+        errors = {}
+        if self.uses_sasl:
+            if not self.sasl_mechanism:
+                errors["sasl_mechanism"] = "SASL needs a mechanism."
+            if not self.sasl_username:
+                errors["sasl_username"] = "SASL needs a username."
+            if not self.sasl_password:
+                errors["sasl_password"] = "SASL needs a password."
+        elif self.sasl_mechanism or self.sasl_username or self.sasl_password:
+            errors["security_protocol"] = "SASL credentials were given but the protocol does not use SASL."
+        if self.ssl_ca_pem.strip() and not self.security_protocol.endswith("SSL"):
+            errors["ssl_ca_pem"] = "A CA certificate only applies to SSL or SASL_SSL."
+        if self.actuator == Actuator.SANDBOX and not self.sandbox_control:
+            errors["actuator"] = "The sandbox actuator needs the sandbox control socket."
+        if self.standby_id and self.standby_id == self.pk:
+            errors["standby"] = "A cluster cannot be its own standby."
+        if errors:
+            raise ValidationError(errors)
+
+
+class Scorecard(models.Model):
+    """One per cluster: the five rows and the evidence chain that backs them."""
+
+    cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, related_name="scorecard")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"scorecard of {self.cluster.name}"
+
+
+class Row(models.Model):
+    """One operational claim of a scorecard with its owner, test, rollback condition and target."""
+
+    scorecard = models.ForeignKey(Scorecard, on_delete=models.CASCADE, related_name="rows")
+    key = models.CharField(max_length=32, choices=RowKey.choices)
+    owner = models.CharField(max_length=200, blank=True)
+    owner_contact = models.CharField(max_length=200, blank=True)
+    test_description = models.TextField(blank=True)
+    rollback_condition = models.TextField(blank=True)
+    target = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scorecard", "key"], name="row_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.scorecard.cluster.name})"
+
+    @property
+    def title(self) -> str:
+        return RowKey(self.key).label
+
+    @property
+    def position(self) -> int:
+        return list(RowKey.values).index(self.key)
+
+
+class ProbeKind(models.TextChoices):
+    CLUSTER_HEALTH = "cluster_health", "Cluster health"
+    ACK_WRITE = "ack_write", "Acknowledged write"
+
+
+class Check(models.Model):
+    """One configured test on a row: a probe with parameters, a schedule and a maximum evidence age."""
+
+    row = models.ForeignKey(Row, on_delete=models.CASCADE, related_name="checks")
+    kind = models.CharField(max_length=40, choices=ProbeKind.choices)
+    params = models.JSONField(default=dict, blank=True)
+    interval_seconds = models.PositiveIntegerField(default=900)
+    max_age_seconds = models.PositiveIntegerField(default=3600)
+    not_applicable = models.BooleanField(default=False)
+    not_applicable_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["row", "kind"], name="check_unique_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.row}"
+
+
+class CheckRun(models.Model):
+    """One queued execution of a check; a worker claims it once, so redelivery is harmless."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    check_obj = models.ForeignKey(Check, on_delete=models.CASCADE, related_name="runs", db_column="check_id")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    requested_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["check_obj", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.check_obj} ({self.state})"
+
+
+class EvidenceQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("evidence is append-only")
+
+    def delete(self):
+        raise TypeError("evidence is append-only")
+
+
+class Evidence(models.Model):
+    """The immutable result of one check run, hash-chained per scorecard."""
+
+    scorecard = models.ForeignKey(Scorecard, on_delete=models.PROTECT, related_name="evidence")
+    seq = models.PositiveIntegerField()
+    check_obj = models.ForeignKey(Check, on_delete=models.PROTECT, related_name="evidence", db_column="check_id")
+    run = models.OneToOneField(CheckRun, null=True, blank=True, on_delete=models.PROTECT, related_name="evidence")
+    row_key = models.CharField(max_length=32, choices=RowKey.choices)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    summary = models.CharField(max_length=500)
+    measurements = models.JSONField(default=dict)
+    collected_by = models.CharField(max_length=200)
+    collected_at = models.DateTimeField()
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    objects = EvidenceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-seq"]
+        constraints = [models.UniqueConstraint(fields=["scorecard", "seq"], name="evidence_unique_seq")]
+        indexes = [models.Index(fields=["check_obj", "-collected_at"])]
+
+    def __str__(self) -> str:
+        return f"evidence #{self.seq} {self.status} for {self.check_obj}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise TypeError("evidence is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("evidence is append-only")

@@ -1,0 +1,48 @@
+"""Status rules of DESIGN.md section 3, as pure functions."""
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from scorecard.models import Status
+
+# Worst first. NOT APPLICABLE is absent on purpose: such a check leaves the row alone.
+SEVERITY = (Status.FAIL, Status.ERROR, Status.STALE, Status.UNKNOWN, Status.WARN, Status.PASS)
+
+
+def check_status(
+    *,
+    not_applicable: bool,
+    latest_status: str | None,
+    latest_at: datetime | None,
+    max_age: timedelta,
+    now: datetime,
+) -> Status:
+    """A check's status is its latest evidence's, UNKNOWN without any, STALE when too old."""
+    if not_applicable:
+        return Status.NOT_APPLICABLE
+    if latest_status is None or latest_at is None:
+        return Status.UNKNOWN
+    if now - latest_at > max_age:
+        return Status.STALE
+    return Status(latest_status)
+
+
+def worst(statuses: Iterable[str]) -> Status:
+    present = {Status(s) for s in statuses} - {Status.NOT_APPLICABLE}
+    for status in SEVERITY:
+        if status in present:
+            return status
+    return Status.UNKNOWN
+
+
+def row_status(check_statuses: Iterable[str], *, has_owner: bool, has_rollback_condition: bool) -> Status:
+    """The worst of the row's checks; without an owner or rollback condition at best WARN."""
+    status = worst(check_statuses)
+    if status == Status.PASS and not (has_owner and has_rollback_condition):
+        return Status.WARN
+    return status
+
+
+def scorecard_ready(row_statuses: Iterable[str]) -> bool:
+    statuses = list(row_statuses)
+    return len(statuses) == 5 and all(s == Status.PASS for s in statuses)

@@ -1,0 +1,59 @@
+"""Validation of cluster connection settings, shared by forms and the model."""
+
+import ipaddress
+import re
+
+from django.core.exceptions import ValidationError
+
+MAX_BOOTSTRAP_SERVERS = 32
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def parse_bootstrap_servers(value: str) -> list[tuple[str, int]]:
+    """'host:port,host:port' into pairs; raises ValidationError naming the bad entry."""
+    entries = [entry.strip() for entry in (value or "").split(",")]
+    if not value or not value.strip():
+        raise ValidationError("Enter at least one bootstrap address as host:port.")
+    if any(not entry for entry in entries):
+        raise ValidationError("Remove the empty entry between commas.")
+    if len(entries) > MAX_BOOTSTRAP_SERVERS:
+        raise ValidationError(f"At most {MAX_BOOTSTRAP_SERVERS} bootstrap addresses.")
+    servers = []
+    for entry in entries:
+        if "://" in entry:
+            raise ValidationError(f"{entry!r}: give host:port without a scheme such as PLAINTEXT://.")
+        if any(ch.isspace() for ch in entry):
+            raise ValidationError(f"{entry!r}: addresses cannot contain spaces.")
+        match = re.fullmatch(r"\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<port>\d+)|(?P<host>[^:\[\]]+):(?P<port2>\d+)", entry)
+        if not match:
+            raise ValidationError(f"{entry!r}: expected host:port (IPv6 as [addr]:port).")
+        host = match.group("v6") or match.group("host")
+        port = int(match.group("port") or match.group("port2"))
+        if not 1 <= port <= 65535:
+            raise ValidationError(f"{entry!r}: the port must be between 1 and 65535.")
+        if match.group("v6"):
+            try:
+                ipaddress.IPv6Address(host)
+            except ValueError:
+                raise ValidationError(f"{entry!r}: {host} is not an IPv6 address.") from None
+        elif not _HOSTNAME.match(host):
+            raise ValidationError(f"{entry!r}: {host} is not a valid host name or IPv4 address.")
+        servers.append((host, port))
+    return servers
+
+
+def validate_bootstrap_servers(value: str) -> None:
+    parse_bootstrap_servers(value)
+
+
+def validate_queue_name(value: str) -> None:
+    if not QUEUE_NAME.match(value or ""):
+        raise ValidationError("Use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.")
+
+
+def validate_ca_pem(value: str) -> None:
+    text = (value or "").strip()
+    if text and not (text.startswith("-----BEGIN CERTIFICATE-----") and text.endswith("-----END CERTIFICATE-----")):
+        raise ValidationError("Paste PEM certificates (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----).")
