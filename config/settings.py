@@ -116,13 +116,16 @@ _broker_url = env_str("CELERY_BROKER_URL")
 if not _broker_url:
     if not EMBEDDED:
         raise ImproperlyConfigured("CELERY_BROKER_URL is required, e.g. redis://host:6379/0")
-    _broker_url = "filesystem://"
+    _broker_url = "filesystem://localhost/"
 CELERY_BROKER_URL = check_broker_url("CELERY_BROKER_URL", _broker_url)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300, minimum=10)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 30
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 4}
 if CELERY_BROKER_URL.startswith("filesystem"):
     _queue_dir = VAR_DIR / "celery-queue"
+    # The filesystem transport needs its folders before any process declares a queue.
+    _queue_dir.mkdir(parents=True, exist_ok=True)
+    (VAR_DIR / "celery-processed").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),

@@ -209,7 +209,7 @@ def ack_write(settings: kafka.ConnectionSettings, params: AckWriteParams) -> Pro
     thread = threading.Thread(target=reader, name="ack-write-reader", daemon=True)
     thread.start()
     try:
-        deliveries = kafka.produce_sequenced(
+        produced = kafka.produce_sequenced(
             settings, topic=params.topic, partitions=ids, count=params.records, run=run, timeout=timeout
         )
         after, _ = kafka.high_watermarks(settings, topic=params.topic, partitions=ids, timeout=timeout)
@@ -217,13 +217,16 @@ def ack_write(settings: kafka.ConnectionSettings, params: AckWriteParams) -> Pro
         ends = start
         thread.join(timeout + 5)
         return _error(exc.reason, elapsed_s=round(time.monotonic() - started, 3))
+    deliveries = produced.deliveries
     acked_offsets: dict[int, int] = {}
     for d in deliveries:
         if d.error is None and d.offset is not None:
             acked_offsets[d.partition] = max(acked_offsets.get(d.partition, -1), d.offset)
     ends = {p: max(after.get(p, 0), acked_offsets.get(p, -1) + 1) for p in ids}
     thread.join(2 * timeout + 5)
-    return _ack_write_result(params, run, deliveries, consumed, read_error, not_leading, unavailable, started)
+    result = _ack_write_result(params, run, deliveries, consumed, read_error, not_leading, unavailable, started)
+    result.measurements["producer_init_ms"] = round(produced.producer_init_s * 1000, 1)
+    return result
 
 
 def _ack_write_result(

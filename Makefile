@@ -1,0 +1,37 @@
+# Two commands: `make demo` runs the product on its embedded defaults, `make test` runs the tests.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test lint check-python clean
+
+check-python:
+	@scripts/find-python >/dev/null
+
+$(VENV)/.installed: requirements.txt
+	@test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+demo: check-python $(VENV)/.installed
+	SCORECARD_MODE=demo $(PY) manage.py demo
+
+# Tests run against PostgreSQL and Redis: the local servers unless DATABASE_URL and
+# CELERY_BROKER_URL point elsewhere.
+test: check-python $(VENV)/.installed-dev
+	SCORECARD_MODE=test \
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} \
+	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15} \
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,104 @@
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from drills.sandbox import SandboxError, read_state
+from scorecard import services
+from scorecard.demo import demo_seed, demo_user
+from scorecard.models import Evidence
+
+
+class Command(BaseCommand):
+    help = "Run the whole product locally: sandbox cluster, Celery worker and beat, web server, demo data."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the first evidence")
+
+    def handle(self, *args, port, wait, **options):
+        if settings.MODE != "demo":
+            raise CommandError("manage.py demo runs only with SCORECARD_MODE=demo (use `make demo`).")
+        if not 1024 <= port <= 65535:
+            raise CommandError("--port must be between 1024 and 65535")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                raise CommandError(f"port {port} on 127.0.0.1 is busy; choose another with --port")
+        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        call_command("migrate", interactive=False, verbosity=0)
+        self.children: list[tuple[str, subprocess.Popen]] = []
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        try:
+            self.run_demo(port, wait)
+        except KeyboardInterrupt:
+            self.stdout.write("\nstopping…")
+        finally:
+            self.stop_all()
+
+    def start(self, name: str, *argv: str) -> subprocess.Popen:
+        log = open(settings.VAR_DIR / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child's life
+        # A session of its own: Ctrl-C reaches only this command, which stops children in order.
+        process = subprocess.Popen(
+            [sys.executable, *argv], stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=settings.BASE_DIR
+        )
+        self.children.append((name, process))
+        return process
+
+    def run_demo(self, port: int, wait: float) -> None:
+        state_file = settings.SANDBOX_STATE_FILE
+        state_file.unlink(missing_ok=True)
+        manage = str(Path(settings.BASE_DIR) / "manage.py")
+        self.start("sandbox", manage, "sandbox", "--state-file", str(state_file))
+        try:
+            state = read_state(state_file, wait=15)
+        except SandboxError as exc:
+            raise CommandError(f"the sandbox cluster did not start ({exc}); see var/sandbox.log") from None
+        scorecard = demo_seed(bootstrap_servers=state["bootstrap"], control_socket=state["control"])
+        username, password = demo_user()
+        celery = ["-m", "celery", "-A", "config"]
+        self.start("worker", *celery, "worker", "-Q", "default", "-c", "2", "--loglevel", "INFO")
+        self.start("beat", *celery, "beat", "--loglevel", "INFO", "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME)
+        self.start("web", manage, "runserver", f"127.0.0.1:{port}", "--insecure", "--noreload")
+        before = Evidence.objects.filter(scorecard=scorecard).count()
+        runs = services.scorecard_run_checks(scorecard=scorecard, requested_by="demo")
+        self.stdout.write(f"sandbox cluster at {state['bootstrap']}; queued {len(runs)} first probes…")
+        deadline = time.monotonic() + wait
+        while Evidence.objects.filter(scorecard=scorecard).count() < before + len(runs):
+            self.check_children()
+            if time.monotonic() > deadline:
+                self.stdout.write(self.style.WARNING("first probes still running; see var/worker.log"))
+                break
+            time.sleep(0.5)
+        url = f"http://127.0.0.1:{port}/"
+        self.stdout.write(self.style.SUCCESS(f"\nScorecard dashboard: {url}\nLogin: {username} / {password}\n"))
+        self.stdout.write("Logs in var/*.log. Press Ctrl-C to stop everything.")
+        while True:
+            self.check_children()
+            time.sleep(1)
+
+    def check_children(self) -> None:
+        for name, process in self.children:
+            if process.poll() is not None:
+                raise CommandError(f"{name} exited with code {process.returncode}; see var/{name}.log")
+
+    def stop_all(self) -> None:
+        # SIGTERM to each main process only: Celery's warm shutdown stops its own pool.
+        for _name, process in reversed(self.children):
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + 15
+        for name, process in reversed(self.children):
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.stderr.write(f"{name} did not stop in time; killing it")
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(5)
+        self.stdout.write("stopped: web, beat, worker, sandbox")
