@@ -1,0 +1,145 @@
+"""Shared fixtures: real sandbox clusters and a real Celery worker process."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from drills.kafka import ConnectionSettings
+from drills.sandbox import SandboxControl, read_state
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Sandbox:
+    bootstrap: str
+    control: SandboxControl
+    control_path: str
+    process: subprocess.Popen
+    probe_topic: str
+
+    @property
+    def connection(self) -> ConnectionSettings:
+        return ConnectionSettings(self.bootstrap)
+
+
+def start_sandbox() -> tuple[Sandbox, str]:
+    # Unix socket paths are limited to 108 bytes: keep the directory short.
+    directory = tempfile.mkdtemp(prefix="sb-")
+    state_file = Path(directory) / "state.json"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "sandbox", "--state-file", str(state_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        state = read_state(state_file, wait=20)
+    except Exception:
+        process.kill()
+        raise RuntimeError(f"sandbox did not start: {process.stderr.read().decode()[-2000:]}") from None
+    sandbox = Sandbox(
+        state["bootstrap"], SandboxControl(state["control"]), state["control"], process, state["probe_topic"]
+    )
+    return sandbox, directory
+
+
+def stop_sandbox(sandbox: Sandbox, directory: str) -> None:
+    if sandbox.process.poll() is None:
+        sandbox.process.send_signal(signal.SIGTERM)
+        try:
+            sandbox.process.wait(15)
+        except subprocess.TimeoutExpired:
+            sandbox.process.kill()
+            sandbox.process.wait(5)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def sandbox():
+    """A sandbox cluster of its own, for tests that inject faults."""
+    cluster, directory = start_sandbox()
+    yield cluster
+    stop_sandbox(cluster, directory)
+
+
+@pytest.fixture(scope="session")
+def shared_sandbox():
+    """One sandbox cluster for tests that only read or write records; never disrupt it."""
+    cluster, directory = start_sandbox()
+    yield cluster
+    stop_sandbox(cluster, directory)
+
+
+def database_url_for_worker() -> str:
+    """The test database as a URL, so a worker process writes where the test reads."""
+    db = connection.settings_dict
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        pytest.fail("worker tests need PostgreSQL: set DATABASE_URL=postgres://... (make test does)")
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@dataclass
+class Worker:
+    queue: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):
+    """A real `celery worker` process on a queue of its own, against the test database and Redis."""
+    if not settings.CELERY_BROKER_URL.startswith("redis"):
+        pytest.fail("worker tests need Redis: set CELERY_BROKER_URL=redis://... (make test does)")
+    with django_db_blocker.unblock():
+        database_url = database_url_for_worker()
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    log_path = Path(tempfile.mkdtemp(prefix="worker-")) / "worker.log"
+    env = {**os.environ, "DATABASE_URL": database_url, "SCORECARD_MODE": "test"}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "-c", "1",
+             "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
+             "-n", f"{queue}@%h"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while "ready." not in log_path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"celery worker did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.2)
+    yield Worker(queue, process, log_path)
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.2, message: str = "condition"):
+    """Poll until predicate() is truthy; fail with `message` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)

@@ -1,0 +1,75 @@
+"""The probe task in a real `celery worker` process over Redis, writing to PostgreSQL."""
+
+import pytest
+
+from config.celery import app
+from scorecard import services
+from scorecard.models import CheckRun, Evidence, ProbeKind
+from tests.conftest import wait_for
+from tests.factories import check_of, register
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run_now(check) -> CheckRun:
+    # Outside an atomic block on_commit fires at once: this is the real enqueue path.
+    return services.check_run_request(check=check, requested_by="test")
+
+
+def finished(run: CheckRun) -> CheckRun | None:
+    run.refresh_from_db()
+    return run if run.state in (CheckRun.State.DONE, CheckRun.State.FAILED) else None
+
+
+def test_probes_run_in_the_worker_and_their_evidence_lands_in_postgresql(celery_worker, shared_sandbox):
+    scorecard = register(bootstrap=shared_sandbox.bootstrap, worker_queue=celery_worker.queue, expected_brokers=3)
+    runs = [run_now(check_of(scorecard, kind)) for kind in (ProbeKind.CLUSTER_HEALTH, ProbeKind.ACK_WRITE)]
+    for run in runs:
+        wait_for(lambda run=run: finished(run), timeout=90, message=f"run {run.pk}")
+        assert run.state == CheckRun.State.DONE
+        assert run.worker.startswith("celery@")
+        evidence = Evidence.objects.get(run=run)
+        assert evidence.status == "PASS", evidence.summary
+    health = Evidence.objects.get(run=runs[0])
+    assert health.measurements["broker_count"] == 3
+    assert Evidence.objects.get(run=runs[1]).measurements["missing"] == 0
+    assert services.chain_verify(scorecard=scorecard).count == 2
+
+
+def test_a_second_delivery_of_the_same_run_appends_no_second_evidence(celery_worker, shared_sandbox):
+    scorecard = register(bootstrap=shared_sandbox.bootstrap, worker_queue=celery_worker.queue)
+    check = check_of(scorecard)
+    run = run_now(check)
+    wait_for(lambda: finished(run), timeout=60, message="the first delivery")
+    # Deliver the same run again, then a marker run: the worker (one process, FIFO) handles
+    # the redelivery before the marker, so once the marker is done the redelivery was seen.
+    app.send_task(services.RUN_CHECK_TASK, args=[run.pk], queue=celery_worker.queue)
+    marker = run_now(check)
+    wait_for(lambda: finished(marker), timeout=60, message="the marker run")
+    assert Evidence.objects.filter(run=run).count() == 1
+    assert Evidence.objects.filter(scorecard=scorecard).count() == 2
+    assert f"run {run.pk} already claimed" in celery_worker.log()
+
+
+def test_an_unreachable_cluster_becomes_error_evidence_and_the_worker_goes_on(celery_worker):
+    scorecard = register(name="gone", bootstrap="127.0.0.1:1", worker_queue=celery_worker.queue)
+    check = check_of(scorecard)
+    check.params = {**check.params, "timeout_seconds": 2}
+    check.save()
+    run = run_now(check)
+    wait_for(lambda: finished(run), timeout=60, message="the run against a dead cluster")
+    evidence = Evidence.objects.get(run=run)
+    assert evidence.status == "ERROR"
+    assert "unreachable" in evidence.summary or "timed out" in evidence.summary
+
+
+def test_invalid_parameters_become_error_evidence_naming_the_parameter(celery_worker, shared_sandbox):
+    scorecard = register(name="bad-params", bootstrap=shared_sandbox.bootstrap, worker_queue=celery_worker.queue)
+    check = check_of(scorecard, ProbeKind.ACK_WRITE)
+    check.params = {"records": -5}
+    check.save()
+    run = run_now(check)
+    wait_for(lambda: finished(run), timeout=60, message="the run with bad parameters")
+    evidence = Evidence.objects.get(run=run)
+    assert evidence.status == "ERROR"
+    assert evidence.measurements["parameter"] == "records"

@@ -1,0 +1,171 @@
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from scorecard import services
+from scorecard.models import CheckRun, Cluster, Row
+from tests.factories import check_of, register
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "s3cret-Pa55-do-not-show"
+
+
+@pytest.fixture
+def user_client(client):
+    user = get_user_model().objects.create_user("sre", password="correct horse battery")
+    client.force_login(user)
+    return client
+
+
+def valid_form(**overrides):
+    data = {
+        "name": "payments-prod",
+        "bootstrap_servers": "kafka-1.internal:9092, kafka-2.internal:9092",
+        "security_protocol": "PLAINTEXT",
+        "sasl_mechanism": "",
+        "sasl_username": "",
+        "sasl_password": "",
+        "ssl_ca_pem": "",
+        "expected_brokers": "3",
+        "worker_queue": "eu-west-1",
+    }
+    return {**data, **overrides}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        reverse("scorecard-index"),
+        reverse("scorecard-cluster-new"),
+        reverse("scorecard-detail", args=[1]),
+        reverse("scorecard-row-edit", args=[1]),
+    ],
+)
+def test_it_requires_login(client, url):
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_run_checks_requires_login(client):
+    scorecard = register()
+    response = client.post(reverse("scorecard-run-checks", args=[scorecard.cluster_id]))
+    assert response.status_code == 302
+    assert not CheckRun.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("bootstrap", "message"),
+    [
+        ("", "This field is required"),
+        ("kafka-1", "expected host:port"),
+        ("kafka-1:0", "between 1 and 65535"),
+        ("kafka-1:99999", "between 1 and 65535"),
+        ("kafka-1:port", "expected host:port"),
+        ("PLAINTEXT://kafka-1:9092", "without a scheme"),
+        ("kafka-1:9092,,kafka-2:9092", "empty entry"),
+        ("kafka 1:9092", "cannot contain spaces"),
+        ("-kafka:9092", "not a valid host name"),
+        ("[1:2:3:4:5:6:7:8:9]:9092", "not an IPv6 address"),
+    ],
+)
+def test_the_cluster_form_rejects_malformed_bootstrap_addresses_and_saves_nothing(user_client, bootstrap, message):
+    response = user_client.post(reverse("scorecard-cluster-new"), valid_form(bootstrap_servers=bootstrap))
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert "bootstrap_servers" in errors
+    assert message in " ".join(errors["bootstrap_servers"])
+    assert not Cluster.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"security_protocol": "SASL_SSL"}, "sasl_mechanism"),
+        ({"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "sasl_username": "u"}, "sasl_password"),
+        ({"sasl_username": "u"}, "security_protocol"),
+        ({"security_protocol": "BOGUS"}, "security_protocol"),
+        ({"ssl_ca_pem": "not a certificate", "security_protocol": "SSL"}, "ssl_ca_pem"),
+        ({"ssl_ca_pem": "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----"}, "ssl_ca_pem"),
+        ({"worker_queue": "bad queue!"}, "worker_queue"),
+        ({"expected_brokers": "-1"}, "expected_brokers"),
+        ({"name": "../etc"}, "name"),
+    ],
+)
+def test_the_cluster_form_rejects_bad_security_and_other_fields(user_client, overrides, field):
+    response = user_client.post(reverse("scorecard-cluster-new"), valid_form(**overrides))
+    assert response.status_code == 200
+    assert field in response.context["form"].errors
+    assert not Cluster.objects.exists()
+
+
+def test_registering_through_the_form_creates_the_scorecard_and_its_five_rows(user_client):
+    response = user_client.post(reverse("scorecard-cluster-new"), valid_form())
+    cluster = Cluster.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("scorecard-detail", args=[cluster.pk])
+    assert cluster.bootstrap_servers == "kafka-1.internal:9092,kafka-2.internal:9092"
+    assert cluster.scorecard.rows.count() == 5
+
+
+def test_the_secret_is_never_rendered_back(user_client):
+    form = valid_form(security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN", sasl_username="svc")
+    # An error elsewhere re-renders the form: the password must not come back in it.
+    response = user_client.post(reverse("scorecard-cluster-new"), {**form, "sasl_password": SECRET, "name": ""})
+    assert SECRET not in response.content.decode()
+    user_client.post(reverse("scorecard-cluster-new"), {**form, "sasl_password": SECRET})
+    cluster = Cluster.objects.get()
+    assert cluster.sasl_password == SECRET
+    assert SECRET not in repr(cluster) and SECRET not in str(cluster)
+    for url in (reverse("scorecard-index"), reverse("scorecard-detail", args=[cluster.pk])):
+        assert SECRET not in user_client.get(url).content.decode()
+
+
+def test_the_scorecard_page_shows_the_five_rows_with_owner_test_rollback_and_target(user_client):
+    scorecard = register()
+    services.evidence_append(
+        check=check_of(scorecard), status="PASS", summary="3/3 brokers healthy", measurements={}, collected_by="t"
+    )
+    response = user_client.get(reverse("scorecard-detail", args=[scorecard.cluster_id]))
+    html = response.content.decode()
+    assert response.status_code == 200
+    for title in ("Data durability", "Metadata recovery", "Client continuity", "Operational automation",
+                  "Cost sustainability"):  # fmt: skip
+        assert title in html
+    assert [rv.row.key for rv in response.context["view"].rows] == [
+        "durability", "metadata", "client_continuity", "automation", "cost"
+    ]  # fmt: skip
+    assert "3/3 brokers healthy" in html
+    assert "stop on errors" in html
+    assert "VERIFIED" in html
+
+
+def test_the_cluster_list_shows_each_scorecards_row_statuses(user_client):
+    scorecard = register()
+    services.evidence_append(check=check_of(scorecard), status="FAIL", summary="x", measurements={}, collected_by="t")
+    response = user_client.get(reverse("scorecard-index"))
+    (view,) = response.context["views"]
+    assert [r.status for r in view.rows] == ["UNKNOWN", "FAIL", "UNKNOWN", "UNKNOWN", "UNKNOWN"]
+    assert "0 of 5 rows proven" in response.content.decode()
+
+
+def test_run_checks_now_queues_a_run_per_applicable_check_after_commit(user_client, django_capture_on_commit_callbacks):
+    scorecard = register()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = user_client.post(reverse("scorecard-run-checks", args=[scorecard.cluster_id]))
+    assert response.status_code == 302
+    assert CheckRun.objects.filter(state="queued").count() == 2
+    assert len(callbacks) == 2
+
+
+def test_the_row_form_saves_owner_and_rollback_condition(user_client):
+    row = register().rows.get(key="cost")
+    response = user_client.post(
+        reverse("scorecard-row-edit", args=[row.pk]),
+        {"owner": "FinOps", "owner_contact": "#finops", "test_description": "t", "rollback_condition": "r",
+         "target": "< $10k"},
+    )  # fmt: skip
+    assert response.status_code == 302
+    row = Row.objects.get(pk=row.pk)
+    assert (row.owner, row.rollback_condition, row.target) == ("FinOps", "r", "< $10k")
