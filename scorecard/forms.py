@@ -23,7 +23,11 @@ class ClusterForm(forms.ModelForm):
             "expected_brokers",
             "worker_queue",
         ]
-        labels = {"ssl_ca_pem": "CA certificate (PEM)", "sasl_username": "SASL username"}
+        labels = {
+            "ssl_ca_pem": "CA certificate (PEM)",
+            "sasl_mechanism": "SASL mechanism",
+            "sasl_username": "SASL username",
+        }
         help_texts = {
             "bootstrap_servers": "host:port, comma separated, e.g. kafka-1.internal:9092,kafka-2.internal:9092",
             "worker_queue": "The Celery queue whose workers can reach this cluster.",

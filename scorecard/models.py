@@ -9,12 +9,12 @@ from scorecard.validators import validate_bootstrap_servers, validate_ca_pem, va
 
 
 class Status(models.TextChoices):
-    PASS = "PASS"
-    WARN = "WARN"
-    FAIL = "FAIL"
-    ERROR = "ERROR"
-    STALE = "STALE"
-    UNKNOWN = "UNKNOWN"
+    PASS = "PASS", "PASS"
+    WARN = "WARN", "WARN"
+    FAIL = "FAIL", "FAIL"
+    ERROR = "ERROR", "ERROR"
+    STALE = "STALE", "STALE"
+    UNKNOWN = "UNKNOWN", "UNKNOWN"
     NOT_APPLICABLE = "NOT_APPLICABLE", "NOT APPLICABLE"
 
 
@@ -23,17 +23,17 @@ EVIDENCE_STATUSES = (Status.PASS, Status.WARN, Status.FAIL, Status.ERROR)
 
 
 class SecurityProtocol(models.TextChoices):
-    PLAINTEXT = "PLAINTEXT"
-    SSL = "SSL"
-    SASL_PLAINTEXT = "SASL_PLAINTEXT"
-    SASL_SSL = "SASL_SSL"
+    PLAINTEXT = "PLAINTEXT", "PLAINTEXT"
+    SSL = "SSL", "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT", "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL", "SASL_SSL"
 
 
 class SaslMechanism(models.TextChoices):
     NONE = "", "none"
-    PLAIN = "PLAIN"
-    SCRAM_SHA_256 = "SCRAM-SHA-256"
-    SCRAM_SHA_512 = "SCRAM-SHA-512"
+    PLAIN = "PLAIN", "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256", "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512", "SCRAM-SHA-512"
 
 
 class Actuator(models.TextChoices):

@@ -16,6 +16,10 @@ from scorecard.demo import demo_seed, demo_user
 from scorecard.models import Evidence
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = "Run the whole product locally: sandbox cluster, Celery worker and beat, web server, demo data."
 
@@ -34,7 +38,9 @@ class Command(BaseCommand):
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         call_command("migrate", interactive=False, verbosity=0)
         self.children: list[tuple[str, subprocess.Popen]] = []
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        # Explicit handlers: a shell that backgrounds `make demo` starts it with SIGINT ignored.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _interrupt)
         try:
             self.run_demo(port, wait)
         except KeyboardInterrupt:
