@@ -82,7 +82,7 @@ def _translate(exc: KafkaException, api: str) -> KafkaCallError:
     if code in (KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT):
         return KafkaCallError(f"{api} timed out: {error.str()}")
     if code in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE):
-        return KafkaCallError(f"{api}: cluster unreachable ({error.str()})")
+        return KafkaCallError(f"{api}: cluster unreachable or not answering ({error.str()})")
     if code in (KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._AUTHENTICATION, KafkaError._SSL):
         return KafkaCallError(f"{api}: authentication failed ({error.name()})")
     return KafkaCallError(f"{api} failed: {error.name()}: {error.str()}")

@@ -90,8 +90,8 @@ def cluster_health(settings: kafka.ConnectionSettings, params: ClusterHealthPara
     min_isr_source = "topic config"
     min_isr: dict[str, int] = {}
     try:
-        configs = kafka.topic_configs(settings, sorted(metadata.topics), timeout=params.timeout_seconds)
         requests += 1
+        configs = kafka.topic_configs(settings, sorted(metadata.topics), timeout=params.timeout_seconds)
         for topic, config in configs.items():
             if config.get("min.insync.replicas", "").isdigit():
                 min_isr[topic] = int(config["min.insync.replicas"])

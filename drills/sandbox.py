@@ -13,6 +13,8 @@ import os
 import signal
 import socket
 import socketserver
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -362,3 +364,29 @@ def read_state(state_file: Path, *, wait: float = 0.0) -> dict:
             if time.monotonic() >= deadline:
                 raise SandboxError(f"no sandbox cluster is running (no state in {state_file})") from None
             time.sleep(0.05)
+
+
+def spawn(state_file: Path, *, brokers: int = 3, wait: float = 20.0, **popen) -> tuple[subprocess.Popen, dict]:
+    """Start `manage.py sandbox` as a child process and wait for its state."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "SCORECARD_MODE": os.environ.get("SCORECARD_MODE", "demo")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(root / "manage.py"),
+            "sandbox",
+            "--brokers",
+            str(brokers),
+            "--state-file",
+            str(state_file),
+        ],
+        cwd=root,
+        env=env,
+        **popen,
+    )
+    try:
+        return process, read_state(state_file, wait=wait)
+    except SandboxError:
+        process.kill()
+        process.wait(5)
+        raise

@@ -5,8 +5,9 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from config.celery import app as celery_app
@@ -110,9 +111,16 @@ def checks_enqueue_due(*, requested_by: str, now: datetime | None = None) -> lis
 
 
 def check_run_claim(*, run_id: int, worker: str) -> CheckRun | None:
-    """Move a queued run to running; None if it is gone or another delivery already claimed it."""
-    claimed = CheckRun.objects.filter(pk=run_id, state=CheckRun.State.QUEUED).update(
-        state=CheckRun.State.RUNNING, started_at=timezone.now(), worker=worker[:200]
+    """Move a queued run to running; None if it is gone or another delivery already claimed it.
+
+    A run still RUNNING past the hard task time limit belonged to a worker that died (the
+    limit would have killed it otherwise), so its redelivery may claim it again.
+    """
+    now = timezone.now()
+    abandoned = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    claimable = Q(state=CheckRun.State.QUEUED) | Q(state=CheckRun.State.RUNNING, started_at__lt=abandoned)
+    claimed = CheckRun.objects.filter(claimable, pk=run_id).update(
+        state=CheckRun.State.RUNNING, started_at=now, worker=worker[:200]
     )
     if not claimed:
         return None

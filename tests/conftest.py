@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection
 
 from drills.kafka import ConnectionSettings
-from drills.sandbox import SandboxControl, read_state
+from drills.sandbox import SandboxControl, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,18 +37,7 @@ class Sandbox:
 def start_sandbox() -> tuple[Sandbox, str]:
     # Unix socket paths are limited to 108 bytes: keep the directory short.
     directory = tempfile.mkdtemp(prefix="sb-")
-    state_file = Path(directory) / "state.json"
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "sandbox", "--state-file", str(state_file)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-    )
-    try:
-        state = read_state(state_file, wait=20)
-    except Exception:
-        process.kill()
-        raise RuntimeError(f"sandbox did not start: {process.stderr.read().decode()[-2000:]}") from None
+    process, state = spawn(Path(directory) / "state.json", stdout=subprocess.DEVNULL)
     sandbox = Sandbox(
         state["bootstrap"], SandboxControl(state["control"]), state["control"], process, state["probe_topic"]
     )

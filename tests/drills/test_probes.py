@@ -109,3 +109,17 @@ def test_bad_probe_parameters_are_rejected_naming_the_parameter(parse, params, n
     with pytest.raises(ParamError) as raised:
         parse(params)
     assert raised.value.name == name
+
+
+def test_a_slow_cluster_gives_error_within_the_timeout_not_a_hung_probe(sandbox):
+    for broker in (1, 2, 3):
+        sandbox.control.call("latency", broker=broker, rtt_ms=8000)
+    started = time.monotonic()
+    result = health(sandbox.connection, timeout_seconds=2)
+    assert result.status == "ERROR"
+    assert "not answering" in result.summary or "timed out" in result.summary
+    assert time.monotonic() - started < 2 + 3
+    started = time.monotonic()
+    result = ack_write(sandbox.connection, records=10, timeout_seconds=2)
+    assert result.status == "ERROR"
+    assert time.monotonic() - started < 2 + 3

@@ -29,3 +29,17 @@ def test_it_skips_not_applicable_checks(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):
         services.checks_enqueue_due(requested_by="schedule")
     assert not CheckRun.objects.filter(check_obj=write).exists()
+
+
+def test_a_run_is_claimed_once_unless_its_worker_died(django_capture_on_commit_callbacks, settings):
+    check = check_of(register())
+    with django_capture_on_commit_callbacks(execute=False):
+        run = services.check_run_request(check=check, requested_by="t")
+    assert services.check_run_claim(run_id=run.pk, worker="w1") is not None
+    assert services.check_run_claim(run_id=run.pk, worker="w2") is None
+    # Running for longer than the hard time limit: its worker is gone, a redelivery may take it.
+    CheckRun.objects.filter(pk=run.pk).update(
+        started_at=timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 1)
+    )
+    assert services.check_run_claim(run_id=run.pk, worker="w2").worker == "w2"
+    assert services.check_run_claim(run_id=run.pk + 1000, worker="w3") is None
