@@ -139,8 +139,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-SCHEDULER_TICK_SECONDS = env_int("SCHEDULER_TICK_SECONDS", 30, minimum=5, maximum=3600)
+# Schedules live in the Check table (drills.beat); beat wakes at least this often to see edits.
+CELERY_BEAT_SCHEDULER = "drills.beat:CheckScheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = 5
 
 # Where `manage.py sandbox` writes the sandbox cluster's bootstrap address and socket.
 SANDBOX_STATE_FILE = Path(env_str("SANDBOX_STATE_FILE") or VAR_DIR / "sandbox" / "state.json")

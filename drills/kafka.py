@@ -5,19 +5,32 @@ to misbehave patch the functions of this module.
 """
 
 import logging
+import socket
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from confluent_kafka import (
     Consumer,
+    ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import (
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ConfigResource,
+    NewTopic,
+    OffsetSpec,
+    ResourcePatternType,
+    ResourceType,
+)
 
 log = logging.getLogger(__name__)
 librdkafka_log = logging.getLogger("drills.kafka.librdkafka")
@@ -264,30 +277,36 @@ def decode_record(value: bytes | None) -> tuple[str, int, int, int] | None:
         return None
 
 
-def high_watermarks(
-    settings: ConnectionSettings, *, topic: str, partitions: Iterable[int], timeout: float
-) -> tuple[dict[int, int], dict[int, str]]:
-    """High watermark of each partition, and the reason for each partition that gave none."""
-    consumer = Consumer(
-        {**settings.client_config(timeout), "group.id": f"krs-wm-{uuid.uuid4().hex}", "enable.auto.commit": False}
-    )
-    marks: dict[int, int] = {}
-    failures: dict[int, str] = {}
-    deadline = time.monotonic() + timeout
+TopicPartitionKey = tuple[str, int]
+
+
+def list_offsets(
+    settings: ConnectionSettings, partitions: Iterable[TopicPartitionKey], *, timeout: float, earliest: bool = False
+) -> tuple[dict[TopicPartitionKey, int], dict[TopicPartitionKey, str]]:
+    """Latest (or earliest) offset of each partition in one batched ListOffsets call.
+
+    Returns the offsets and, for partitions whose leader gave none, the reason.
+    """
+    keys = list(partitions)
+    if not keys:
+        return {}, {}
+    spec = OffsetSpec.earliest() if earliest else OffsetSpec.latest()
+    admin = _admin(settings, timeout)
     try:
-        for p in partitions:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                failures[p] = "ListOffsets timed out"
-                continue
-            try:
-                _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=remaining, cached=False)
-                marks[p] = high
-            except KafkaException as exc:
-                failures[p] = _translate(exc, "ListOffsets").reason
-        return marks, failures
-    finally:
-        consumer.close()
+        futures = admin.list_offsets({TopicPartition(t, p): spec for t, p in keys}, request_timeout=timeout)
+    except KafkaException as exc:
+        raise _translate(exc, "ListOffsets") from None
+    offsets: dict[TopicPartitionKey, int] = {}
+    failures: dict[TopicPartitionKey, str] = {}
+    for tp, future in futures.items():
+        key = (tp.topic, tp.partition)
+        try:
+            offsets[key] = future.result(timeout=timeout + 1).offset
+        except KafkaException as exc:
+            failures[key] = _translate(exc, "ListOffsets").reason
+        except TimeoutError:
+            failures[key] = "ListOffsets timed out"
+    return offsets, failures
 
 
 @dataclass(frozen=True)
@@ -421,3 +440,243 @@ def read_range(
     finally:
         consumer.close()
     return records
+
+
+# --- configuration, groups, ACLs ------------------------------------------------------------
+
+
+def broker_configs(settings: ConnectionSettings, broker_ids: Iterable[int], *, timeout: float) -> dict[int, dict]:
+    """Effective configs of the given brokers; UnsupportedApi when DescribeConfigs is missing."""
+    ids = list(broker_ids)
+    if not ids:
+        return {}
+    admin = _admin(settings, timeout)
+    futures = admin.describe_configs(
+        [ConfigResource(ConfigResource.Type.BROKER, str(i)) for i in ids], request_timeout=timeout
+    )
+    result: dict[int, dict] = {}
+    for resource, future in futures.items():
+        try:
+            entries = future.result(timeout=timeout + 1)
+        except KafkaException as exc:
+            raise _translate(exc, "DescribeConfigs") from None
+        except TimeoutError:
+            raise KafkaCallError("DescribeConfigs timed out") from None
+        result[int(resource.name)] = {n: e.value for n, e in entries.items() if e.value is not None}
+    return result
+
+
+def committed_offsets(
+    settings: ConnectionSettings, *, group: str, partitions: Iterable[TopicPartitionKey], timeout: float
+) -> dict[TopicPartitionKey, int | None]:
+    """The group's committed offset on each partition (None where it never committed)."""
+    keys = list(partitions)
+    if not keys:
+        return {}
+    admin = _admin(settings, timeout)
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in keys])
+    try:
+        futures = admin.list_consumer_group_offsets([request], request_timeout=timeout)
+        answer = futures[group].result(timeout=timeout + 1)
+    except KafkaException as exc:
+        raise _translate(exc, "OffsetFetch") from None
+    except TimeoutError:
+        raise KafkaCallError("OffsetFetch timed out") from None
+    return {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None) for tp in answer.topic_partitions}
+
+
+def commit_offsets(
+    settings: ConnectionSettings, *, group: str, offsets: dict[TopicPartitionKey, int], timeout: float
+) -> None:
+    """Commit offsets for a group that has no active members (demo data and tests)."""
+    admin = _admin(settings, timeout)
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p, o) for (t, p), o in offsets.items()])
+    try:
+        admin.alter_consumer_group_offsets([request], request_timeout=timeout)[group].result(timeout=timeout + 1)
+    except KafkaException as exc:
+        if not isinstance(_translate(exc, "OffsetCommit"), UnsupportedApi):
+            raise _translate(exc, "OffsetCommit") from None
+        # Some platforms lack the admin route (AlterConsumerGroupOffsets); a consumer commit works.
+        consumer = Consumer({**settings.client_config(timeout), "group.id": group, "enable.auto.commit": False})
+        try:
+            consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
+        except KafkaException as exc2:
+            raise _translate(exc2, "OffsetCommit") from None
+        finally:
+            consumer.close()
+    except TimeoutError:
+        raise KafkaCallError("OffsetCommit timed out") from None
+
+
+def acl_bindings(settings: ConnectionSettings, *, timeout: float) -> list[str]:
+    """Every ACL binding as a readable string; UnsupportedApi where the cluster has no ACL API."""
+    admin = _admin(settings, timeout)
+    any_binding = AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+    )
+    try:
+        bindings = admin.describe_acls(any_binding, request_timeout=timeout).result(timeout=timeout + 1)
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        if error is not None and error.code() == KafkaError._UNSUPPORTED_FEATURE:
+            raise UnsupportedApi("DescribeAcls") from None
+        raise _translate(exc, "DescribeAcls") from None
+    except TimeoutError:
+        raise KafkaCallError("DescribeAcls timed out") from None
+    return sorted(
+        f"{b.restype.name}:{b.name}:{b.resource_pattern_type.name}:{b.principal}:{b.host}:"
+        f"{b.operation.name}:{b.permission_type.name}"
+        for b in bindings
+    )
+
+
+def produce_values(
+    settings: ConnectionSettings, *, topic: str, values: Iterable[tuple[int | None, bytes]], timeout: float
+) -> int:
+    """Produce (partition, value) pairs with acks=all; returns how many were acknowledged."""
+    producer = Producer({**settings.client_config(timeout), "acks": "all", "linger.ms": 5})
+    acked = 0
+
+    def report(err, _msg):
+        nonlocal acked
+        if err is None:
+            acked += 1
+
+    try:
+        for partition, value in values:
+            kwargs = {} if partition is None else {"partition": partition}
+            while True:
+                try:
+                    producer.produce(topic, value, on_delivery=report, **kwargs)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        producer.flush(timeout)
+    except KafkaException as exc:
+        raise _translate(exc, "Produce") from None
+    return acked
+
+
+@dataclass(frozen=True)
+class SampledRecord:
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    size: int
+
+
+def sample_records(
+    settings: ConnectionSettings, *, starts: dict[TopicPartitionKey, int], per_partition: int, timeout: float
+) -> list[SampledRecord]:
+    """Read up to `per_partition` records from each given offset (timestamps and sizes only)."""
+    if not starts:
+        return []
+    consumer = Consumer(
+        {
+            **settings.client_config(timeout),
+            "group.id": f"krs-sample-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 50,
+        }
+    )
+    wanted = dict.fromkeys(starts, per_partition)
+    records: list[SampledRecord] = []
+    try:
+        consumer.assign([TopicPartition(t, p, o) for (t, p), o in starts.items()])
+        deadline = time.monotonic() + timeout
+        while any(wanted.values()) and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=500, timeout=0.2):
+                key = (msg.topic(), msg.partition())
+                if msg.error() or not wanted.get(key):
+                    continue
+                wanted[key] -= 1
+                kind, stamp = msg.timestamp()
+                size = len(msg.value() or b"") + len(msg.key() or b"")
+                records.append(SampledRecord(key[0], key[1], msg.offset(), stamp if kind else None, size))
+    except KafkaException as exc:
+        raise _translate(exc, "Fetch") from None
+    finally:
+        consumer.close()
+    return records
+
+
+# --- one bootstrap address at a time -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EndpointResult:
+    address: str
+    connect_ms: float | None
+    metadata_ms: float | None
+    brokers: int | None
+    error: str | None
+    cert_days_left: float | None = None
+    cert_subject: str | None = None
+    unauthenticated_refused: bool | None = None
+
+
+def _tls_certificate(host: str, port: int, settings: ConnectionSettings, timeout: float) -> tuple[float, str]:
+    """Days until the listener's certificate expires, and its subject."""
+    context = ssl.create_default_context(cadata=settings.ssl_ca_pem or None)
+    with (
+        socket.create_connection((host, port), timeout=timeout) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        cert = tls.getpeercert()
+    expires = ssl.cert_time_to_seconds(cert["notAfter"])
+    subject = ",".join("=".join(pair) for rdn in cert.get("subject", ()) for pair in rdn)
+    return (expires - time.time()) / 86400, subject
+
+
+def endpoint_check(settings: ConnectionSettings, *, host: str, port: int, timeout: float) -> EndpointResult:
+    """Connect to one bootstrap address alone: TCP connect time, a metadata answer, TLS expiry,
+    and for SASL listeners whether an unauthenticated client is refused."""
+    address = f"{host}:{port}"
+    started = time.perf_counter()
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            connect_ms = (time.perf_counter() - started) * 1000
+    except OSError as exc:
+        return EndpointResult(address, None, None, None, f"connect failed: {exc.strerror or exc}")
+    cert_days = subject = None
+    if settings.security_protocol.endswith("SSL"):
+        try:
+            cert_days, subject = _tls_certificate(host, port, settings, timeout)
+        except (OSError, ssl.SSLError, ValueError, KeyError) as exc:
+            return EndpointResult(address, round(connect_ms, 3), None, None, f"TLS handshake failed: {exc}")
+    single = replace(settings, bootstrap_servers=address)
+    started = time.perf_counter()
+    try:
+        metadata = _admin(single, timeout).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        return EndpointResult(address, round(connect_ms, 3), None, None, _translate(exc, "Metadata").reason,
+                              cert_days, subject)  # fmt: skip
+    metadata_ms = (time.perf_counter() - started) * 1000
+    refused = None
+    if settings.security_protocol.startswith("SASL"):
+        anonymous = ConnectionSettings(
+            address, "SSL" if settings.security_protocol == "SASL_SSL" else "PLAINTEXT", ssl_ca_pem=settings.ssl_ca_pem
+        )
+        try:
+            _admin(anonymous, timeout).list_topics(timeout=timeout)
+            refused = False
+        except KafkaException:
+            refused = True
+    return EndpointResult(
+        address, round(connect_ms, 3), round(metadata_ms, 3), len(metadata.brokers), None, cert_days, subject, refused
+    )
+
+
+def group_state(settings: ConnectionSettings, *, group: str, timeout: float) -> tuple[str, int]:
+    """The group's state and member count (DescribeGroups)."""
+    admin = _admin(settings, timeout)
+    try:
+        description = admin.describe_consumer_groups([group], request_timeout=timeout)[group].result(
+            timeout=timeout + 1
+        )
+    except KafkaException as exc:
+        raise _translate(exc, "DescribeGroups") from None
+    except TimeoutError:
+        raise KafkaCallError("DescribeGroups timed out") from None
+    return description.state.name, len(description.members)

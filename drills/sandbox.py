@@ -22,22 +22,10 @@ from pathlib import Path
 
 import confluent_kafka
 
+from drills.protocol import API_KEYS
+
 log = logging.getLogger(__name__)
 
-# Kafka protocol request keys that can be given injected errors by name.
-API_KEYS = {
-    "Produce": 0,
-    "Fetch": 1,
-    "ListOffsets": 2,
-    "Metadata": 3,
-    "OffsetCommit": 8,
-    "OffsetFetch": 9,
-    "FindCoordinator": 10,
-    "JoinGroup": 11,
-    "Heartbeat": 12,
-    "SyncGroup": 14,
-    "InitProducerId": 22,
-}
 # Error codes that may be injected, by their protocol names.
 ERROR_CODES = {
     "NOT_LEADER_OR_FOLLOWER": 6,
@@ -86,6 +74,7 @@ def _library() -> ctypes.CDLL:
             None,
         ),
         "rd_kafka_mock_clear_request_errors": ([vp, ctypes.c_int16], None),
+        "rd_kafka_mock_set_apiversion": ([vp, ctypes.c_int16, ctypes.c_int16, ctypes.c_int16], ctypes.c_int),
     }
     for name, (argtypes, restype) in signatures.items():
         function = getattr(lib, name)
@@ -220,6 +209,17 @@ class SandboxCluster:
             raise SandboxError(f"api must be one of {', '.join(API_KEYS)}")
         self._lib.rd_kafka_mock_clear_request_errors(self._mc, API_KEYS[api])
 
+    def api_version(self, api: str, min_version: int, max_version: int) -> None:
+        """Change the versions the brokers advertise for an API; -1/-1 withdraws it."""
+        if api not in API_KEYS:
+            raise SandboxError(f"api must be one of {', '.join(API_KEYS)}")
+        for value in (min_version, max_version):
+            if not isinstance(value, int) or not -1 <= value <= 100:
+                raise SandboxError("versions must be whole numbers between -1 and 100")
+        self._check(
+            self._lib.rd_kafka_mock_set_apiversion(self._mc, API_KEYS[api], min_version, max_version), "api version"
+        )
+
     def status(self) -> dict:
         return {
             "bootstrap": self.bootstrap,
@@ -241,6 +241,7 @@ OPERATIONS = {
     "clear_request_errors": ("api",),
     "topic_create": ("name", "partitions", "replication_factor"),
     "spread_leaders": ("name",),
+    "api_version": ("api", "min_version", "max_version"),
 }
 
 

@@ -7,7 +7,8 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from drills import kafka
-from drills.probes import PROBES, ParamError, ProbeResult
+from drills import params as probe_params
+from drills.probes import PROBES, ProbeContext, ProbeResult
 from scorecard import services
 from scorecard.models import Check, Cluster
 
@@ -25,25 +26,35 @@ def connection_settings(cluster: Cluster) -> kafka.ConnectionSettings:
     )
 
 
+def probe_context(cluster: Cluster) -> ProbeContext:
+    standby = cluster.standby
+    return ProbeContext(
+        cluster_id=cluster.pk,
+        connection=connection_settings(cluster),
+        expected_brokers=cluster.expected_brokers,
+        standby=connection_settings(standby) if standby else None,
+        standby_name=standby.name if standby else None,
+    )
+
+
 def probe_run(check: Check) -> ProbeResult:
     """Run the check's probe; bad parameters and failed Kafka calls come back as ERROR."""
-    cluster = check.row.scorecard.cluster
-    probe, parse = PROBES[check.kind]
-    params = dict(check.params)
-    if check.kind == "cluster_health" and cluster.expected_brokers:
-        params.setdefault("expected_brokers", cluster.expected_brokers)
     try:
-        parsed = parse(params)
-    except ParamError as exc:
-        return ProbeResult("ERROR", f"invalid parameter {exc}", {"error": str(exc), "parameter": exc.name})
+        params = probe_params.parse(check.kind, check.params)
+    except probe_params.ParamError as exc:
+        return ProbeResult(
+            "ERROR", f"invalid parameters: {exc}"[:500], {"error": str(exc), "parameter": exc.name, **exc.errors}
+        )
     try:
-        return probe(connection_settings(cluster), parsed)
+        return PROBES[check.kind](probe_context(check.row.scorecard.cluster), params)
+    except kafka.UnsupportedApi as exc:
+        return ProbeResult("ERROR", exc.reason[:500], {"error": exc.reason, "missing_api": exc.api})
     except kafka.KafkaCallError as exc:
         return ProbeResult("ERROR", exc.reason[:500], {"error": exc.reason})
 
 
-@shared_task(name="drills.tasks.run_check", acks_late=True)
-def run_check(run_id: int) -> None:
+def execute_run(run_id: int) -> None:
+    """Claim the run, probe, append evidence. Shared by on-demand and scheduled runs."""
     worker = f"celery@{socket.gethostname()}"
     run = services.check_run_claim(run_id=run_id, worker=worker)
     if run is None:
@@ -65,7 +76,14 @@ def run_check(run_id: int) -> None:
     )
 
 
-@shared_task(name="drills.tasks.enqueue_due_checks")
-def enqueue_due_checks() -> int:
-    """Beat calls this every tick: queue every check whose interval has passed."""
-    return len(services.checks_enqueue_due(requested_by="schedule"))
+@shared_task(name="drills.tasks.run_check", acks_late=True)
+def run_check(run_id: int) -> None:
+    execute_run(run_id)
+
+
+@shared_task(bind=True, name="drills.tasks.run_scheduled_check", acks_late=True)
+def run_scheduled_check(self, check_id: int) -> None:
+    """Sent by beat (drills.beat.CheckScheduler) to the cluster's queue."""
+    run = services.check_run_for_schedule(check_id=check_id, task_id=self.request.id or "")
+    if run is not None:
+        execute_run(run.pk)

@@ -1,7 +1,7 @@
 """The record: clusters, their scorecards and rows, checks, runs and evidence."""
 
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -144,7 +144,28 @@ class Row(models.Model):
 
 class ProbeKind(models.TextChoices):
     CLUSTER_HEALTH = "cluster_health", "Cluster health"
+    DURABILITY_CONFIG = "durability_config", "Durability config"
     ACK_WRITE = "ack_write", "Acknowledged write"
+    BOOTSTRAP_ENDPOINTS = "bootstrap_endpoints", "Bootstrap endpoints"
+    CONSUMER_GROUPS = "consumer_groups", "Consumer groups"
+    CLIENT_COMPATIBILITY = "client_compatibility", "Client compatibility"
+    STANDBY_PARITY = "standby_parity", "Standby parity"
+    DRILL_CADENCE = "drill_cadence", "Drill cadence"
+    COST_MODEL = "cost_model", "Cost model"
+
+
+# Which row each probe feeds (DESIGN.md section 4).
+PROBE_ROWS = {
+    ProbeKind.CLUSTER_HEALTH: RowKey.METADATA,
+    ProbeKind.DURABILITY_CONFIG: RowKey.DURABILITY,
+    ProbeKind.ACK_WRITE: RowKey.DURABILITY,
+    ProbeKind.BOOTSTRAP_ENDPOINTS: RowKey.CLIENT_CONTINUITY,
+    ProbeKind.CONSUMER_GROUPS: RowKey.CLIENT_CONTINUITY,
+    ProbeKind.CLIENT_COMPATIBILITY: RowKey.CLIENT_CONTINUITY,
+    ProbeKind.STANDBY_PARITY: RowKey.CLIENT_CONTINUITY,
+    ProbeKind.DRILL_CADENCE: RowKey.AUTOMATION,
+    ProbeKind.COST_MODEL: RowKey.COST,
+}
 
 
 class Check(models.Model):
@@ -153,10 +174,18 @@ class Check(models.Model):
     row = models.ForeignKey(Row, on_delete=models.CASCADE, related_name="checks")
     kind = models.CharField(max_length=40, choices=ProbeKind.choices)
     params = models.JSONField(default=dict, blank=True)
-    interval_seconds = models.PositiveIntegerField(default=900)
-    max_age_seconds = models.PositiveIntegerField(default=3600)
+    interval_seconds = models.PositiveIntegerField(
+        default=900, validators=[MinValueValidator(10), MaxValueValidator(30 * 86400)]
+    )
+    max_age_seconds = models.PositiveIntegerField(
+        default=3600, validators=[MinValueValidator(10), MaxValueValidator(365 * 86400)]
+    )
     not_applicable = models.BooleanField(default=False)
     not_applicable_reason = models.TextField(blank=True)
+    not_applicable_by = models.CharField(max_length=150, blank=True)
+    not_applicable_at = models.DateTimeField(null=True, blank=True)
+    # When beat last sent this check; survives beat restarts so schedules do not all fire at once.
+    last_scheduled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -165,6 +194,12 @@ class Check(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on {self.row}"
+
+    def clean(self):
+        if self.max_age_seconds is not None and self.interval_seconds and self.max_age_seconds < self.interval_seconds:
+            raise ValidationError({"max_age_seconds": "The maximum evidence age must be at least the interval."})
+        if self.not_applicable and not self.not_applicable_reason.strip():
+            raise ValidationError({"not_applicable_reason": "Say why the check does not apply."})
 
 
 class CheckRun(models.Model):
@@ -179,6 +214,8 @@ class CheckRun(models.Model):
     check_obj = models.ForeignKey(Check, on_delete=models.CASCADE, related_name="runs", db_column="check_id")
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
     requested_by = models.CharField(max_length=150)
+    # The Celery task id of a scheduled run: a redelivered beat message finds its run again.
+    task_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -11,8 +11,10 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from config.celery import app as celery_app
+from drills import params as probe_params
 from scorecard.models import (
     EVIDENCE_STATUSES,
+    PROBE_ROWS,
     Check,
     CheckRun,
     Cluster,
@@ -57,11 +59,8 @@ ROW_DEFAULTS: dict[str, dict[str, str]] = {
     },
 }
 
-# The probes each row gets on registration; rows without one stay UNKNOWN until a check exists.
-DEFAULT_CHECKS: dict[str, list[tuple[str, dict]]] = {
-    RowKey.METADATA: [(ProbeKind.CLUSTER_HEALTH, {"min_insync_replicas": 2, "timeout_seconds": 10})],
-    RowKey.DURABILITY: [(ProbeKind.ACK_WRITE, {"records": 5000, "topic": "__recovery_probe", "timeout_seconds": 30})],
-}
+# Probes every cluster gets; standby parity only once a standby is registered.
+DEFAULT_PROBES = [kind for kind in ProbeKind.values if kind != ProbeKind.STANDBY_PARITY]
 
 
 @transaction.atomic
@@ -71,11 +70,21 @@ def cluster_register(*, cluster: Cluster, rows: dict[str, dict[str, str]] | None
     cluster.save()
     scorecard = Scorecard.objects.create(cluster=cluster)
     for key in RowKey.values:
-        fields = {**ROW_DEFAULTS[key], **(rows or {}).get(key, {})}
-        row = Row.objects.create(scorecard=scorecard, key=key, **fields)
-        for kind, params in DEFAULT_CHECKS.get(key, []):
-            Check.objects.create(row=row, kind=kind, params=dict(params))
+        Row.objects.create(scorecard=scorecard, key=key, **{**ROW_DEFAULTS[key], **(rows or {}).get(key, {})})
+    cluster_sync_checks(cluster=cluster)
     return scorecard
+
+
+def cluster_sync_checks(*, cluster: Cluster) -> list[Check]:
+    """Create the checks the cluster should have and does not yet (never removes one)."""
+    kinds = list(DEFAULT_PROBES) + ([ProbeKind.STANDBY_PARITY] if cluster.standby_id else [])
+    rows = {row.key: row for row in Row.objects.filter(scorecard__cluster=cluster)}
+    existing = set(Check.objects.filter(row__scorecard__cluster=cluster).values_list("kind", flat=True))
+    return [
+        Check.objects.create(row=rows[PROBE_ROWS[kind]], kind=kind, params=probe_params.defaults(kind))
+        for kind in kinds
+        if kind not in existing
+    ]
 
 
 def check_run_request(*, check: Check, requested_by: str) -> CheckRun:
@@ -94,20 +103,13 @@ def scorecard_run_checks(*, scorecard: Scorecard, requested_by: str) -> list[Che
     return [check_run_request(check=check, requested_by=requested_by) for check in checks]
 
 
-@transaction.atomic
-def checks_enqueue_due(*, requested_by: str, now: datetime | None = None) -> list[CheckRun]:
-    """Queue a run for every applicable check whose last run is older than its interval."""
-    now = now or timezone.now()
-    checks = Check.objects.filter(not_applicable=False).select_related("row__scorecard__cluster")
-    last_runs = dict(
-        CheckRun.objects.values("check_obj").annotate(last=Max("created_at")).values_list("check_obj", "last")
-    )
-    due = [
-        check
-        for check in checks
-        if check.pk not in last_runs or now - last_runs[check.pk] >= timedelta(seconds=check.interval_seconds)
-    ]
-    return [check_run_request(check=check, requested_by=requested_by) for check in due]
+def check_run_for_schedule(*, check_id: int, task_id: str) -> CheckRun | None:
+    """The run of one scheduled message: created once per task id, so a redelivery finds it."""
+    check = Check.objects.filter(pk=check_id, not_applicable=False).first()
+    if check is None or not task_id:
+        return None
+    run, _ = CheckRun.objects.get_or_create(task_id=task_id, defaults={"check_obj": check, "requested_by": "schedule"})
+    return run
 
 
 def check_run_claim(*, run_id: int, worker: str) -> CheckRun | None:

@@ -10,3 +10,18 @@ def register(name: str = "prod-eu", bootstrap: str = "127.0.0.1:9092", **fields)
 
 def check_of(scorecard: Scorecard, kind: str = ProbeKind.CLUSTER_HEALTH) -> Check:
     return Check.objects.select_related("row__scorecard__cluster").get(row__scorecard=scorecard, kind=kind)
+
+
+def probe(kind: str, connection, *, standby=None, cluster_id: int = 0, expected_brokers=None, **params):
+    """Run one probe in-process with validated parameters."""
+    from drills import params as probe_params
+    from drills.probes import PROBES, ProbeContext
+
+    ctx = ProbeContext(
+        cluster_id=cluster_id,
+        connection=connection,
+        expected_brokers=expected_brokers,
+        standby=standby,
+        standby_name="standby" if standby else None,
+    )
+    return PROBES[kind](ctx, probe_params.parse(kind, params))

@@ -2,18 +2,19 @@ import time
 
 import pytest
 
-from drills import kafka, probes
-from drills.probes import AckWriteParams, ClusterHealthParams, ParamError
+from drills import kafka
+from drills import params as probe_params
+from tests.factories import probe
 
 DEAD = kafka.ConnectionSettings("127.0.0.1:1")  # nothing listens on port 1
 
 
 def health(settings, **params):
-    return probes.cluster_health(settings, ClusterHealthParams.parse({"expected_brokers": 3, **params}))
+    return probe("cluster_health", settings, **{"expected_brokers": 3, **params})
 
 
 def ack_write(settings, **params):
-    return probes.ack_write(settings, AckWriteParams.parse(params))
+    return probe("ack_write", settings, **params)
 
 
 def test_cluster_health_passes_on_a_healthy_sandbox(shared_sandbox):
@@ -29,6 +30,7 @@ def test_cluster_health_passes_on_a_healthy_sandbox(shared_sandbox):
     assert [b["rack"] for b in m["brokers"]] == ["a", "b", "c"]
     # The sandbox lacks DescribeConfigs: the probe says what it assumed instead of guessing silently.
     assert "does not support DescribeConfigs" in m["min_insync_replicas_source"]
+    assert m["under_assumed_min_isr_partitions"] == 0
 
 
 def test_a_broker_down_changes_cluster_health_evidence(sandbox):
@@ -94,21 +96,29 @@ def test_acknowledged_write_on_a_dead_address_is_error_within_the_timeout():
 
 
 @pytest.mark.parametrize(
-    ("parse", "params", "name"),
+    ("kind", "params", "name"),
     [
-        (ClusterHealthParams.parse, {"timeout_seconds": 0}, "timeout_seconds"),
-        (ClusterHealthParams.parse, {"min_insync_replicas": -1}, "min_insync_replicas"),
-        (ClusterHealthParams.parse, {"expected_brokers": "three"}, "expected_brokers"),
-        (AckWriteParams.parse, {"records": 0}, "records"),
-        (AckWriteParams.parse, {"records": True}, "records"),
-        (AckWriteParams.parse, {"topic": "no spaces"}, "topic"),
-        (AckWriteParams.parse, {"timeout_seconds": 10_000}, "timeout_seconds"),
+        ("cluster_health", {"timeout_seconds": 0}, "timeout_seconds"),
+        ("cluster_health", {"min_insync_replicas": -1}, "min_insync_replicas"),
+        ("cluster_health", {"expected_brokers": "three"}, "expected_brokers"),
+        ("cluster_health", {"surprise": 1}, "surprise"),
+        ("ack_write", {"records": 0}, "records"),
+        ("ack_write", {"records": True}, "records"),
+        ("ack_write", {"topic": "no spaces"}, "topic"),
+        ("ack_write", {"timeout_seconds": 10_000}, "timeout_seconds"),
+        ("durability_config", {"min_replication_factor": -3}, "min_replication_factor"),
+        ("consumer_groups", {"groups": ["ok", "not ok"]}, "groups"),
+        ("consumer_groups", {"max_lag_seconds": -1}, "max_lag_seconds"),
+        ("client_compatibility", {"features": ["telepathy"]}, "features"),
+        ("cost_model", {"monthly_budget": "a lot"}, "monthly_budget"),
+        ("cost_model", {"price_cross_zone_gb": float("nan")}, "price_cross_zone_gb"),
+        ("drill_cadence", {"window_days": 0}, "window_days"),
     ],
 )
-def test_bad_probe_parameters_are_rejected_naming_the_parameter(parse, params, name):
-    with pytest.raises(ParamError) as raised:
-        parse(params)
-    assert raised.value.name == name
+def test_bad_probe_parameters_are_rejected_naming_the_parameter(kind, params, name):
+    with pytest.raises(probe_params.ParamError) as raised:
+        probe_params.parse(kind, params)
+    assert name in raised.value.errors
 
 
 def test_a_slow_cluster_gives_error_within_the_timeout_not_a_hung_probe(sandbox):

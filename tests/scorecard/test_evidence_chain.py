@@ -19,8 +19,20 @@ def append(check, status="PASS", **measurements):
 def test_registering_a_cluster_creates_its_scorecard_with_the_five_rows_and_default_checks():
     scorecard = register()
     assert sorted(scorecard.rows.values_list("key", flat=True)) == sorted(RowKey.values)
-    assert scorecard.rows.get(key="metadata").checks.get().kind == "cluster_health"
-    assert scorecard.rows.get(key="durability").checks.get().kind == "ack_write"
+    kinds = {row.key: sorted(row.checks.values_list("kind", flat=True)) for row in scorecard.rows.all()}
+    assert kinds == {
+        "durability": ["ack_write", "durability_config"],
+        "metadata": ["cluster_health"],
+        "client_continuity": ["bootstrap_endpoints", "client_compatibility", "consumer_groups"],
+        "automation": ["drill_cadence"],
+        "cost": ["cost_model"],
+    }
+
+
+def test_registering_a_standby_adds_the_standby_parity_check():
+    standby = register("dr").cluster
+    scorecard = register("primary", standby=standby)
+    assert scorecard.rows.get(key="client_continuity").checks.filter(kind="standby_parity").exists()
 
 
 def test_it_chains_each_evidence_to_the_previous_one():
@@ -105,9 +117,10 @@ def test_stale_evidence_turns_the_check_stale_without_any_probe_running():
     assert metadata.status == "STALE"
 
 
-def test_a_not_applicable_check_leaves_its_row_unknown_and_the_scorecard_counts_proven_rows():
+def test_a_not_applicable_check_leaves_its_row_alone_and_the_scorecard_counts_proven_rows():
     scorecard = register()
     append(check_of(scorecard))
+    append(check_of(scorecard, "durability_config"))
     durability = check_of(scorecard, "ack_write")
     durability.not_applicable = True
     durability.not_applicable_reason = "no probe topic allowed"
@@ -115,10 +128,10 @@ def test_a_not_applicable_check_leaves_its_row_unknown_and_the_scorecard_counts_
     (view,) = services.scorecard_views(scorecards=[scorecard])
     statuses = {r.row.key: r.status for r in view.rows}
     assert statuses == {
-        "durability": "UNKNOWN",
+        "durability": "PASS",
         "metadata": "PASS",
         "client_continuity": "UNKNOWN",
         "automation": "UNKNOWN",
         "cost": "UNKNOWN",
     }
-    assert view.proven == 1 and not view.ready
+    assert view.proven == 2 and not view.ready

@@ -10,25 +10,21 @@ from tests.factories import check_of, register
 pytestmark = pytest.mark.django_db
 
 
-def test_it_queues_checks_that_never_ran_and_those_past_their_interval(django_capture_on_commit_callbacks):
-    scorecard = register()
-    health, write = check_of(scorecard), check_of(scorecard, "ack_write")
-    with django_capture_on_commit_callbacks(execute=False):
-        first = services.checks_enqueue_due(requested_by="schedule")
-        assert {r.check_obj_id for r in first} == {health.pk, write.pk}
-        assert services.checks_enqueue_due(requested_by="schedule") == []
-        later = timezone.now() + timedelta(seconds=health.interval_seconds + 1)
-        assert len(services.checks_enqueue_due(requested_by="schedule", now=later)) == 2
+def test_a_scheduled_message_gets_one_run_even_when_redelivered():
+    check = check_of(register())
+    first = services.check_run_for_schedule(check_id=check.pk, task_id="task-1")
+    again = services.check_run_for_schedule(check_id=check.pk, task_id="task-1")
+    assert first.pk == again.pk and first.requested_by == "schedule"
+    assert services.check_run_for_schedule(check_id=check.pk, task_id="task-2").pk != first.pk
 
 
-def test_it_skips_not_applicable_checks(django_capture_on_commit_callbacks):
-    scorecard = register()
-    write = check_of(scorecard, "ack_write")
-    write.not_applicable = True
-    write.save()
-    with django_capture_on_commit_callbacks(execute=False):
-        services.checks_enqueue_due(requested_by="schedule")
-    assert not CheckRun.objects.filter(check_obj=write).exists()
+def test_a_not_applicable_check_gets_no_scheduled_run():
+    check = check_of(register())
+    check.not_applicable = True
+    check.not_applicable_reason = "r"
+    check.save()
+    assert services.check_run_for_schedule(check_id=check.pk, task_id="task-1") is None
+    assert not CheckRun.objects.exists()
 
 
 def test_a_run_is_claimed_once_unless_its_worker_died(django_capture_on_commit_callbacks, settings):

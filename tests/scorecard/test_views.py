@@ -155,8 +155,8 @@ def test_run_checks_now_queues_a_run_per_applicable_check_after_commit(user_clie
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = user_client.post(reverse("scorecard-run-checks", args=[scorecard.cluster_id]))
     assert response.status_code == 302
-    assert CheckRun.objects.filter(state="queued").count() == 2
-    assert len(callbacks) == 2
+    assert CheckRun.objects.filter(state="queued").count() == 8
+    assert len(callbacks) == 8
 
 
 def test_the_row_form_saves_owner_and_rollback_condition(user_client):

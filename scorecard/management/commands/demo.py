@@ -70,7 +70,7 @@ class Command(BaseCommand):
         username, password = demo_user()
         celery = ["-m", "celery", "-A", "config"]
         self.start("worker", *celery, "worker", "-Q", "default", "-c", "2", "--loglevel", "INFO")
-        self.start("beat", *celery, "beat", "--loglevel", "INFO", "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME)
+        self.start("beat", *celery, "beat", "--loglevel", "INFO")
         self.start("web", manage, "runserver", f"127.0.0.1:{port}", "--insecure", "--noreload")
         before = Evidence.objects.filter(scorecard=scorecard).count()
         runs = services.scorecard_run_checks(scorecard=scorecard, requested_by="demo")

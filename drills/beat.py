@@ -1,0 +1,74 @@
+"""A Celery beat scheduler whose schedule is the Check table.
+
+Each applicable check is an entry that sends `run_scheduled_check(check_id)` every
+`interval_seconds` to its cluster's worker queue. The table is re-read every few seconds,
+so edits on the scorecard page take effect without restarting beat; the time each check
+was last sent is stored on the check, so a restarted beat does not fire everything at once.
+
+(django-celery-beat would be the usual choice; its current release, 2.9.0, requires
+Django < 6.1.)
+"""
+
+import logging
+import time
+from datetime import timedelta
+
+from celery.beat import ScheduleEntry, Scheduler
+from celery.schedules import schedule
+from django.db import close_old_connections
+from django.utils import timezone
+
+log = logging.getLogger(__name__)
+
+RELOAD_SECONDS = 5.0
+TASK = "drills.tasks.run_scheduled_check"
+
+
+class CheckScheduler(Scheduler):
+    def setup_schedule(self) -> None:
+        self.data: dict[str, ScheduleEntry] = {}
+        self._loaded_at = 0.0
+        self._load()
+
+    @property
+    def schedule(self) -> dict[str, ScheduleEntry]:
+        if time.monotonic() - self._loaded_at > RELOAD_SECONDS:
+            self._load()
+        return self.data
+
+    def _load(self) -> None:
+        from scorecard.models import Check
+
+        close_old_connections()
+        now = timezone.now()
+        entries = {}
+        checks = Check.objects.filter(not_applicable=False).select_related("row__scorecard__cluster")
+        for check in checks:
+            name = f"check-{check.pk}"
+            every = timedelta(seconds=check.interval_seconds)
+            # A check never sent is due now; otherwise continue from when it was last sent.
+            last = check.last_scheduled_at or (now - every)
+            previous = self.data.get(name)
+            if previous is not None and previous.last_run_at and previous.last_run_at > last:
+                last = previous.last_run_at
+            entries[name] = ScheduleEntry(
+                name=name,
+                task=TASK,
+                schedule=schedule(run_every=every, app=self.app),
+                args=(check.pk,),
+                options={"queue": check.row.scorecard.cluster.worker_queue},
+                last_run_at=last,
+                app=self.app,
+            )
+        self.data = entries
+        self._loaded_at = time.monotonic()
+
+    def reserve(self, entry: ScheduleEntry) -> ScheduleEntry:
+        from scorecard.models import Check
+
+        new_entry = super().reserve(entry)
+        Check.objects.filter(pk=entry.args[0]).update(last_scheduled_at=new_entry.last_run_at)
+        return new_entry
+
+    def sync(self) -> None:
+        """Nothing to write back: reserve() already stored when each check was sent."""

@@ -1,0 +1,169 @@
+"""Probe parameters: one declared spec per probe, validated the same way from forms and tasks."""
+
+import re
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+NAME_PATTERN = r"[A-Za-z0-9._-]{1,249}"  # Kafka topic and (our subset of) group names
+FEATURES = ("idempotent_producer", "transactions", "consumer_groups", "kip848_consumer_protocol")
+SCENARIOS = ("broker_loss", "zone_loss", "leader_change", "consumer_restart", "lag_catch_up", "standby_cutover")
+
+
+class ParamError(ValueError):
+    """One or more parameters are invalid; `errors` maps each parameter to its message."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
+        self.errors = errors
+
+    @property
+    def name(self) -> str:
+        return next(iter(self.errors))
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str  # int, float, bool, str, names (list of Kafka names), choices (subset of `choices`)
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    optional: bool = False  # None allowed
+    max_items: int = 50
+    label: str = field(default="")
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ").capitalize()
+
+
+def _timeout(default: int, maximum: int = 120) -> Param:
+    return Param("timeout_seconds", "int", default, "Timeout of each Kafka call, in seconds.", 1, maximum)
+
+
+SPECS: dict[str, tuple[Param, ...]] = {
+    "cluster_health": (
+        Param("expected_brokers", "int", None, "Warn when fewer brokers answer (defaults to the cluster's).", 1,
+              10_000, optional=True),
+        Param("min_insync_replicas", "int", 2, "Assumed min.insync.replicas where the cluster does not report it.",
+              1, 100),
+        _timeout(10),
+    ),
+    "durability_config": (
+        Param("min_replication_factor", "int", 3, "Lowest acceptable replication factor.", 1, 100),
+        Param("min_insync_replicas", "int", 2, "Lowest acceptable min.insync.replicas (and it must be below RF).",
+              1, 100),
+        Param("include_internal", "bool", False, "Also judge internal topics (names starting with '__')."),
+        _timeout(15),
+    ),
+    "ack_write": (
+        Param("records", "int", 5000, "Records to produce and verify.", 1, 1_000_000),
+        Param("topic", "str", "__recovery_probe", "The dedicated probe topic."),
+        _timeout(30, 600),
+    ),
+    "bootstrap_endpoints": (
+        Param("cert_warn_days", "int", 30, "Warn when a TLS certificate expires within this many days.", 0, 3650),
+        _timeout(5, 60),
+    ),
+    "consumer_groups": (
+        Param("groups", "names", [], "The critical consumer groups, comma separated."),
+        Param("topics", "names", [], "Topics the groups consume (empty: every non-internal topic)."),
+        Param("max_lag_records", "int", 10_000, "Warn above this lag, in records, on any partition.", 0, 10**12),
+        Param("max_lag_seconds", "float", 300.0, "Warn above this lag, in seconds, on any partition.", 0, 10**7),
+        _timeout(10),
+    ),
+    "client_compatibility": (
+        Param("features", "choices", ["idempotent_producer", "transactions", "consumer_groups"],
+              "Client features the applications use.", choices=FEATURES),
+        _timeout(5, 60),
+    ),
+    "standby_parity": (
+        Param("groups", "names", [], "Consumer groups whose offsets must be usable on the standby."),
+        Param("max_offset_lag", "int", 100, "Largest acceptable committed-offset gap, in records.", 0, 10**12),
+        Param("max_replication_lag", "int", 10_000, "Warn above this end-offset gap, in records, summed.", 0,
+              10**12),
+        _timeout(10),
+    ),
+    "drill_cadence": (
+        Param("window_days", "int", 30, "Each scenario must have passed within this many days.", 1, 365),
+        Param("scenarios", "choices", ["broker_loss", "zone_loss", "leader_change", "consumer_restart",
+                                        "lag_catch_up"], "Scenarios the policy requires.", choices=SCENARIOS),
+    ),
+    "cost_model": (
+        Param("price_cross_zone_gb", "float", 0.02, "Price of one GB crossing zones, in $.", 0, 1000,
+              label="$ per cross-zone GB"),
+        Param("price_broker_hour", "float", 0.21, "Price of one broker for one hour, in $.", 0, 10_000,
+              label="$ per broker-hour"),
+        Param("monthly_budget", "float", 5000.0, "Monthly budget of the resilient topology, in $.", 0, 10**9),
+        Param("standby_brokers", "int", 0, "Standby brokers billed (used when no standby cluster is registered).",
+              0, 10_000),
+        Param("consumer_fanout", "float", 1.0, "How many times each produced byte is consumed.", 0, 1000),
+        Param("fetch_from_follower", "bool", False, "Consumers read from a replica in their own zone (KIP-392)."),
+        Param("sample_seconds", "int", 10, "How long to sample end offsets to measure ingress.", 1, 300),
+        _timeout(10),
+    ),
+}  # fmt: skip
+
+
+def defaults(kind: str) -> dict:
+    return {p.name: p.default for p in SPECS[kind] if p.default is not None}
+
+
+def _check(param: Param, value: Any) -> Any:
+    if value is None:
+        if param.optional:
+            return None
+        raise ValueError("is required")
+    if param.kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        return value
+    if param.kind in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"must be a number, not {value!r}")
+        if param.kind == "int" and not float(value).is_integer():
+            raise ValueError("must be a whole number")
+        value = int(value) if param.kind == "int" else float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("must be a finite number")
+        if param.minimum is not None and value < param.minimum:
+            raise ValueError(f"must be at least {param.minimum:g}")
+        if param.maximum is not None and value > param.maximum:
+            raise ValueError(f"must be at most {param.maximum:g}")
+        return value
+    if param.kind == "str":
+        if not isinstance(value, str) or not re.fullmatch(NAME_PATTERN, value):
+            raise ValueError("must be 1-249 letters, digits, '.', '_' or '-'")
+        return value
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError("must be a list of names")
+    if len(value) > param.max_items:
+        raise ValueError(f"at most {param.max_items} entries")
+    if param.kind == "names":
+        bad = [item for item in value if not re.fullmatch(NAME_PATTERN, item)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a valid name (letters, digits, '.', '_' or '-')")
+    else:
+        bad = [item for item in value if item not in param.choices]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not one of {', '.join(param.choices)}")
+    return list(dict.fromkeys(value))
+
+
+def parse(kind: str, raw: dict) -> SimpleNamespace:
+    """Validated parameters with defaults filled in; ParamError names every bad one."""
+    spec = SPECS[kind]
+    known = {p.name for p in spec}
+    errors = {name: "is not a parameter of this probe" for name in raw if name not in known}
+    values = {}
+    for param in spec:
+        try:
+            values[param.name] = _check(param, raw.get(param.name, param.default))
+        except ValueError as exc:
+            errors[param.name] = str(exc)
+    if errors:
+        raise ParamError(errors)
+    return SimpleNamespace(**values)

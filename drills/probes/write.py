@@ -1,0 +1,157 @@
+"""Acknowledged write (durability row): produce sequenced records with acks=all, read them
+back while producing, verify every acknowledged record per partition by sequence number."""
+
+import threading
+import time
+import uuid
+from collections import Counter
+from types import SimpleNamespace
+
+from drills import kafka
+from drills.probes.base import ProbeContext, ProbeResult, error, unsupported
+from drills.verify import percentile, verify_sequences
+
+
+def _ms(ns: int) -> float:
+    return round(ns / 1e6, 3)
+
+
+def ack_write(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
+    started = time.monotonic()
+    timeout = params.timeout_seconds
+    run = uuid.uuid4().hex[:12]
+    metadata = None
+    try:
+        metadata = kafka.cluster_metadata(ctx.connection, timeout=timeout, topic=params.topic)
+        partitions = [p for p in metadata.topic_partitions(params.topic) if p.id >= 0]
+        if not partitions:
+            kafka.topic_create(
+                ctx.connection,
+                name=params.topic,
+                partitions=max(3, len(metadata.brokers)),
+                replication_factor=min(3, len(metadata.brokers)),
+                timeout=timeout,
+            )
+            metadata = kafka.cluster_metadata(ctx.connection, timeout=timeout, topic=params.topic)
+            partitions = [p for p in metadata.topic_partitions(params.topic) if p.id >= 0]
+        if not partitions:
+            return error(f"probe topic {params.topic} has no partitions")
+        start, unavailable = kafka.list_offsets(
+            ctx.connection, [(params.topic, p.id) for p in partitions], timeout=timeout
+        )
+    except kafka.UnsupportedApi as exc:
+        brokers = len(metadata.brokers) if metadata else 1
+        return unsupported(
+            exc,
+            hint=f"create the probe topic {params.topic} with at least {brokers} partitions, one led by each broker",
+        )
+    except kafka.KafkaCallError as exc:
+        return error(exc.reason, elapsed_s=round(time.monotonic() - started, 3))
+
+    # Partitions whose leader does not answer cannot be probed; the rest still are.
+    ids = sorted(p for _, p in start)
+    if not ids:
+        return error(f"no partition of {params.topic} answered: {next(iter(unavailable.values()))}")
+    start_offsets = {p: start[(params.topic, p)] for p in ids}
+    leaders = {p.leader for p in partitions if p.leader >= 0}
+    not_leading = sorted(metadata.broker_ids - leaders)
+    ends: dict[int, int] | None = None
+    consumed: list[kafka.ConsumedRecord] = []
+    read_error: list[str] = []
+
+    def reader():
+        try:
+            consumed.extend(
+                kafka.read_range(
+                    ctx.connection, topic=params.topic, start=start_offsets, end=lambda: ends, timeout=2 * timeout
+                )
+            )
+        except kafka.KafkaCallError as exc:
+            read_error.append(exc.reason)
+
+    thread = threading.Thread(target=reader, name="ack-write-reader", daemon=True)
+    thread.start()
+    try:
+        produced = kafka.produce_sequenced(
+            ctx.connection, topic=params.topic, partitions=ids, count=params.records, run=run, timeout=timeout
+        )
+        after, _ = kafka.list_offsets(ctx.connection, [(params.topic, p) for p in ids], timeout=timeout)
+    except kafka.KafkaCallError as exc:
+        ends = start_offsets
+        thread.join(timeout + 5)
+        return error(exc.reason, elapsed_s=round(time.monotonic() - started, 3))
+    acked_offsets: dict[int, int] = {}
+    for d in produced.deliveries:
+        if d.error is None and d.offset is not None:
+            acked_offsets[d.partition] = max(acked_offsets.get(d.partition, -1), d.offset)
+    ends = {p: max(after.get((params.topic, p), 0), acked_offsets.get(p, -1) + 1) for p in ids}
+    thread.join(2 * timeout + 5)
+    return _verdict(
+        params,
+        run,
+        produced,
+        consumed,
+        read_error,
+        not_leading,
+        {f"{t}[{p}]": reason for (t, p), reason in sorted(unavailable.items())},
+        started,
+    )
+
+
+def _verdict(
+    params: SimpleNamespace,
+    run: str,
+    produced: kafka.ProduceResult,
+    consumed: list[kafka.ConsumedRecord],
+    read_error: list[str],
+    not_leading: list[int],
+    unavailable: dict[str, str],
+    started: float,
+) -> ProbeResult:
+    deliveries = produced.deliveries
+    mine = [r for r in consumed if r.run == run]
+    verdict = verify_sequences(
+        deliveries=((d.partition, d.seq, d.error is None) for d in deliveries),
+        consumed=((r.partition, r.offset, r.seq) for r in mine),
+    )
+    totals = verdict.as_dict()
+    produce_ms = [_ms(d.acked_ns - d.sent_ns) for d in deliveries if d.error is None and d.acked_ns]
+    first_read: dict[tuple[int, int], kafka.ConsumedRecord] = {}
+    for r in mine:
+        first_read.setdefault((r.partition, r.seq), r)
+    e2e_ms = [_ms(r.consumed_ns - r.sent_ns) for r in first_read.values()]
+    errors = Counter(d.error for d in deliveries if d.error)
+    elapsed = time.monotonic() - started
+    measurements = {
+        **totals,
+        "topic": params.topic,
+        "run": run,
+        "produce_ms_p50": percentile(produce_ms, 0.5),
+        "produce_ms_p99": percentile(produce_ms, 0.99),
+        "e2e_ms_p50": percentile(e2e_ms, 0.5),
+        "e2e_ms_p99": percentile(e2e_ms, 0.99),
+        "producer_init_ms": round(produced.producer_init_s * 1000, 1),
+        "produce_errors": dict(errors.most_common(10)),
+        "read_error": read_error[0] if read_error else None,
+        "brokers_not_leading": not_leading,
+        "unavailable_partitions": unavailable,
+        "elapsed_s": round(elapsed, 3),
+        "records_verified_per_s": round(totals["acked"] / elapsed, 1) if elapsed > 0 else None,
+    }
+    if totals["acked"] == 0:
+        reason = errors.most_common(1)[0][0] if errors else "unknown"
+        return ProbeResult("ERROR", f"no record acknowledged of {totals['sent']} sent ({reason})", measurements)
+    summary = (
+        f"{totals['acked']}/{totals['sent']} acknowledged, {totals['missing']} missing, "
+        f"{totals['duplicates']} duplicated, {totals['reordered']} reordered; "
+        f"produce p99 {measurements['produce_ms_p99']} ms"
+        + (f"; {len(unavailable)} partitions unavailable" if unavailable else "")
+        + (f"; brokers {not_leading} lead no probe partition" if not_leading else "")
+    )
+    if totals["missing"] or totals["reordered"]:
+        status = "FAIL"
+    elif totals["failed"] or totals["duplicates"] or not_leading or read_error or unavailable:
+        status = "WARN"
+    else:
+        status = "PASS"
+    return ProbeResult(status, summary, measurements)
