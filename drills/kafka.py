@@ -447,22 +447,19 @@ def read_range(
 
 def broker_configs(settings: ConnectionSettings, broker_ids: Iterable[int], *, timeout: float) -> dict[int, dict]:
     """Effective configs of the given brokers; UnsupportedApi when DescribeConfigs is missing."""
-    ids = list(broker_ids)
-    if not ids:
-        return {}
     admin = _admin(settings, timeout)
-    futures = admin.describe_configs(
-        [ConfigResource(ConfigResource.Type.BROKER, str(i)) for i in ids], request_timeout=timeout
-    )
     result: dict[int, dict] = {}
-    for resource, future in futures.items():
+    # librdkafka allows one BROKER resource per DescribeConfigs call.
+    for broker_id in broker_ids:
+        resource = ConfigResource(ConfigResource.Type.BROKER, str(broker_id))
+        future = admin.describe_configs([resource], request_timeout=timeout)[resource]
         try:
             entries = future.result(timeout=timeout + 1)
         except KafkaException as exc:
             raise _translate(exc, "DescribeConfigs") from None
         except TimeoutError:
             raise KafkaCallError("DescribeConfigs timed out") from None
-        result[int(resource.name)] = {n: e.value for n, e in entries.items() if e.value is not None}
+        result[broker_id] = {n: e.value for n, e in entries.items() if e.value is not None}
     return result
 
 

@@ -90,16 +90,21 @@ class Worker:
         return self.log_path.read_text(errors="replace")
 
 
-@pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker):
-    """A real `celery worker` process on a queue of its own, against the test database and Redis."""
+def celery_env(django_db_blocker) -> dict:
+    """Environment for Celery processes: the test database and the Redis broker."""
     if not settings.CELERY_BROKER_URL.startswith("redis"):
         pytest.fail("worker tests need Redis: set CELERY_BROKER_URL=redis://... (make test does)")
     with django_db_blocker.unblock():
         database_url = database_url_for_worker()
+    return {**os.environ, "DATABASE_URL": database_url, "SCORECARD_MODE": "test"}
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):
+    """A real `celery worker` process on a queue of its own, against the test database and Redis."""
+    env = celery_env(django_db_blocker)
     queue = f"test-{uuid.uuid4().hex[:8]}"
     log_path = Path(tempfile.mkdtemp(prefix="worker-")) / "worker.log"
-    env = {**os.environ, "DATABASE_URL": database_url, "SCORECARD_MODE": "test"}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "-c", "1",
@@ -132,3 +137,40 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.2, message: str =
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {message}")
         time.sleep(interval)
+
+
+@pytest.fixture
+def tansu():
+    """A Tansu broker process of its own (memory only: every start is empty)."""
+    from drills.tansu import TansuBroker
+
+    broker = TansuBroker().start()
+    yield broker
+    broker.kill()
+
+
+@pytest.fixture(scope="session")
+def shared_tansu():
+    from drills.tansu import TansuBroker
+
+    broker = TansuBroker().start()
+    yield broker
+    broker.kill()
+
+
+@pytest.fixture
+def celery_beat(django_db_setup, django_db_blocker):
+    """A real `celery beat` process with the Check-table scheduler."""
+    log_path = Path(tempfile.mkdtemp(prefix="beat-")) / "beat.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO"],
+            cwd=ROOT, env=celery_env(django_db_blocker), stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    yield log_path
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)

