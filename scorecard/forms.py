@@ -1,6 +1,6 @@
 from django import forms
 
-from scorecard.models import Cluster, Row
+from scorecard.models import Check, Cluster, Row
 
 
 class ClusterForm(forms.ModelForm):
@@ -22,6 +22,8 @@ class ClusterForm(forms.ModelForm):
             "ssl_ca_pem",
             "expected_brokers",
             "worker_queue",
+            "standby",
+            "drills_allowed",
         ]
         labels = {
             "ssl_ca_pem": "CA certificate (PEM)",
@@ -32,8 +34,24 @@ class ClusterForm(forms.ModelForm):
             "bootstrap_servers": "host:port, comma separated, e.g. kafka-1.internal:9092,kafka-2.internal:9092",
             "worker_queue": "The Celery queue whose workers can reach this cluster.",
             "expected_brokers": "Cluster health warns when fewer brokers answer.",
+            "standby": "The cluster this one fails over or migrates to; adds the standby parity check.",
+            "drills_allowed": "Allow disruptive drills on this cluster.",
         }
         widgets = {"ssl_ca_pem": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        others = Cluster.objects.all()
+        if self.instance.pk:
+            others = others.exclude(pk=self.instance.pk)
+            self.fields["sasl_password"].help_text = "Leave empty to keep the stored password."
+        self.fields["standby"].queryset = others
+
+    def clean_sasl_password(self):
+        # Write-only: an empty field on edit keeps what is stored.
+        typed = self.cleaned_data["sasl_password"]
+        keeps_sasl = str(self.cleaned_data.get("security_protocol", "")).startswith("SASL")
+        return typed or (self.instance.sasl_password if self.instance.pk and keeps_sasl else "")
 
     def clean_bootstrap_servers(self):
         return ",".join(entry.strip() for entry in self.cleaned_data["bootstrap_servers"].split(","))
@@ -52,3 +70,19 @@ class RowForm(forms.ModelForm):
                 "When a drill on this row must stop and undo itself. A row without one is at best WARN."
             ),
         }
+
+
+class ScheduleForm(forms.ModelForm):
+    class Meta:
+        model = Check
+        fields = ["interval_seconds", "max_age_seconds"]
+        labels = {"interval_seconds": "Run every (seconds)", "max_age_seconds": "Maximum evidence age (seconds)"}
+        help_texts = {"max_age_seconds": "Older evidence turns the check STALE without any probe running."}
+
+
+class NotApplicableForm(forms.ModelForm):
+    class Meta:
+        model = Check
+        fields = ["not_applicable", "not_applicable_reason"]
+        labels = {"not_applicable": "Not applicable on this cluster", "not_applicable_reason": "Reason"}
+        widgets = {"not_applicable_reason": forms.Textarea(attrs={"rows": 2})}

@@ -87,6 +87,29 @@ def cluster_sync_checks(*, cluster: Cluster) -> list[Check]:
     ]
 
 
+@transaction.atomic
+def cluster_update(*, cluster: Cluster) -> Cluster:
+    """Save edited connection settings; a new standby brings its parity check."""
+    cluster.full_clean()
+    cluster.save()
+    cluster_sync_checks(cluster=cluster)
+    return cluster
+
+
+def check_update(*, check: Check, user: str, **fields) -> Check:
+    """Change a check's parameters, schedule or applicability; who marked N/A is recorded."""
+    for name, value in fields.items():
+        setattr(check, name, value)
+    if "not_applicable" in fields:
+        check.not_applicable_by = user if check.not_applicable else ""
+        check.not_applicable_at = timezone.now() if check.not_applicable else None
+        if not check.not_applicable:
+            check.not_applicable_reason = ""
+    check.full_clean()
+    check.save()
+    return check
+
+
 def check_run_request(*, check: Check, requested_by: str) -> CheckRun:
     """Create a run row and enqueue it on the cluster's queue once the transaction commits."""
     run = CheckRun.objects.create(check_obj=check, requested_by=requested_by)
@@ -307,3 +330,13 @@ def scorecard_views(*, scorecards: list[Scorecard], now: datetime | None = None)
         )
         by_scorecard[row.scorecard_id].append(RowView(row, status, check_views))
     return [ScorecardView(s, by_scorecard[s.pk]) for s in scorecards]
+
+
+def row_recent_evidence(*, scorecard: Scorecard, per_row: int) -> dict[str, list[Evidence]]:
+    """The newest evidence of each row, at most `per_row` items each."""
+    history: dict[str, list[Evidence]] = {}
+    for key in RowKey.values:
+        history[key] = list(
+            Evidence.objects.filter(scorecard=scorecard, row_key=key).select_related("check_obj")[:per_row]
+        )
+    return history

@@ -13,3 +13,8 @@ def pretty_json(value) -> str:
 @register.inclusion_tag("scorecard/_status.html")
 def status_badge(status):
     return {"status": status}
+
+
+@register.filter
+def get_item(mapping: dict, key):
+    return mapping.get(key, [])

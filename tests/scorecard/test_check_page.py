@@ -1,0 +1,180 @@
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from drills import kafka
+from scorecard import services
+from scorecard.models import Check, Cluster
+from tests.factories import check_of, register
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def user_client(client):
+    client.force_login(get_user_model().objects.create_user("owner", password="correct horse battery"))
+    return client
+
+
+def post(client, check, form, **data):
+    return client.post(reverse("scorecard-check", args=[check.pk]), {"form": form, **data})
+
+
+def cost_form(**overrides):
+    data = {
+        "price_cross_zone_gb": "0.02", "price_broker_hour": "0.21", "monthly_budget": "5000", "standby_brokers": "0",
+        "consumer_fanout": "1", "sample_seconds": "10", "timeout_seconds": "10",
+    }  # fmt: skip
+    return {**data, **overrides}
+
+
+def test_the_check_page_shows_parameters_schedule_and_applicability(user_client):
+    check = check_of(register(), "cost_model")
+    response = user_client.get(reverse("scorecard-check", args=[check.pk]))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "$ per cross-zone GB" in html and "Run every (seconds)" in html and "Not applicable on this cluster" in html
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("monthly_budget", "a lot", "Enter a number"),
+        ("monthly_budget", "-5", "greater than or equal to 0"),
+        ("price_cross_zone_gb", "nan", "Enter a number"),
+        ("sample_seconds", "0", "greater than or equal to 1"),
+    ],
+)
+def test_bad_parameters_are_field_errors_and_nothing_is_saved(user_client, field, value, message):
+    check = check_of(register(), "cost_model")
+    before = dict(check.params)
+    response = post(user_client, check, "params", **cost_form(**{field: value}))
+    assert response.status_code == 200
+    errors = response.context["forms"]["params"].errors
+    assert message in " ".join(errors[field])
+    check.refresh_from_db()
+    assert check.params == before
+
+
+def test_valid_parameters_are_saved(user_client):
+    check = check_of(register(), "cost_model")
+    response = post(user_client, check, "params", **cost_form(monthly_budget="1234.5", fetch_from_follower="on"))
+    assert response.status_code == 302
+    check.refresh_from_db()
+    assert check.params["monthly_budget"] == 1234.5 and check.params["fetch_from_follower"] is True
+
+
+def test_negative_lag_thresholds_are_rejected(user_client):
+    check = check_of(register(), "consumer_groups")
+    response = post(
+        user_client,
+        check,
+        "params",
+        groups="",
+        topics="",
+        max_lag_records="-1",
+        max_lag_seconds="-3",
+        timeout_seconds="10",
+    )
+    errors = response.context["forms"]["params"].errors
+    assert set(errors) == {"max_lag_records", "max_lag_seconds"}
+
+
+def test_a_group_name_that_does_not_exist_on_the_cluster_is_rejected(user_client, shared_sandbox):
+    connection = shared_sandbox.connection
+    shared_sandbox.control.call("topic_create", name="page-orders", partitions=1, replication_factor=3)
+    kafka.produce_values(connection, topic="page-orders", values=[(0, b"x")] * 5, timeout=5)
+    kafka.commit_offsets(connection, group="page-ledger", offsets={("page-orders", 0): 5}, timeout=5)
+    check = check_of(register(bootstrap=shared_sandbox.bootstrap), "consumer_groups")
+    fields = {"topics": "", "max_lag_records": "100", "max_lag_seconds": "60", "timeout_seconds": "10"}
+    response = post(user_client, check, "params", groups="page-ledger, ghost-group", **fields)
+    assert "No committed offsets on the cluster for: ghost-group" in " ".join(
+        response.context["forms"]["params"].errors["groups"]
+    )
+    response = post(user_client, check, "params", groups="bad group!", **fields)
+    assert "not a valid name" in " ".join(response.context["forms"]["params"].errors["groups"])
+    response = post(user_client, check, "params", groups="page-ledger", **fields)
+    assert response.status_code == 302
+    check.refresh_from_db()
+    assert check.params["groups"] == ["page-ledger"]
+
+
+def test_groups_cannot_be_checked_on_an_unreachable_cluster_and_that_is_said(user_client):
+    check = check_of(register(bootstrap="127.0.0.1:1"), "consumer_groups")
+    fields = {"topics": "", "max_lag_records": "100", "max_lag_seconds": "60", "timeout_seconds": "10"}
+    response = post(user_client, check, "params", groups="ledger", **fields)
+    assert "Could not check that the groups exist" in " ".join(response.context["forms"]["params"].errors["groups"])
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"interval_seconds": "5", "max_age_seconds": "3600"}, "interval_seconds"),
+        ({"interval_seconds": "600", "max_age_seconds": "60"}, "max_age_seconds"),
+        ({"interval_seconds": "-1", "max_age_seconds": "3600"}, "interval_seconds"),
+    ],
+)
+def test_bad_schedules_are_rejected(user_client, data, field):
+    check = check_of(register())
+    response = post(user_client, check, "schedule", **data)
+    assert field in response.context["forms"]["schedule"].errors
+    check.refresh_from_db()
+    assert (check.interval_seconds, check.max_age_seconds) == (900, 3600)
+
+
+def test_the_schedule_is_editable(user_client):
+    check = check_of(register())
+    assert post(user_client, check, "schedule", interval_seconds="60", max_age_seconds="300").status_code == 302
+    check.refresh_from_db()
+    assert (check.interval_seconds, check.max_age_seconds) == (60, 300)
+
+
+def test_marking_not_applicable_needs_a_reason_and_records_who(user_client):
+    scorecard = register()
+    check = check_of(scorecard, "durability_config")
+    response = post(user_client, check, "applicability", not_applicable="on", not_applicable_reason="")
+    assert "not_applicable_reason" in response.context["forms"]["applicability"].errors
+    reason = "Tansu answers DescribeConfigs with no entries"
+    assert (
+        post(user_client, check, "applicability", not_applicable="on", not_applicable_reason=reason).status_code == 302
+    )
+    check.refresh_from_db()
+    assert check.not_applicable and check.not_applicable_by == "owner" and check.not_applicable_at
+    page = user_client.get(reverse("scorecard-detail", args=[scorecard.cluster_id])).content.decode()
+    assert "NOT APPLICABLE" in page and reason in page
+    post(user_client, check, "applicability", not_applicable_reason="")
+    check.refresh_from_db()
+    assert not check.not_applicable and check.not_applicable_reason == ""
+
+
+def test_row_evidence_history_is_paginated_newest_first(user_client):
+    scorecard = register()
+    check = check_of(scorecard)
+    for i in range(25):
+        services.evidence_append(
+            check=check, status="PASS", summary=f"probe {i}", measurements={"i": i}, collected_by="t"
+        )
+    url = reverse("scorecard-row-evidence", args=[check.row.pk])
+    first = user_client.get(url).context["page"]
+    assert [e.summary for e in first][:2] == ["probe 24", "probe 23"] and len(first) == 20
+    second = user_client.get(url, {"page": 2}).context["page"]
+    assert [e.summary for e in second][-1] == "probe 0" and len(second) == 5
+
+
+def test_setting_a_standby_adds_the_parity_check_and_keeps_the_stored_password(user_client):
+    standby = register("dr").cluster
+    scorecard = register(
+        "primary", security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN", sasl_username="u", sasl_password="pw-123"
+    )
+    cluster = scorecard.cluster
+    data = {
+        "name": "primary", "bootstrap_servers": cluster.bootstrap_servers, "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "PLAIN", "sasl_username": "u", "sasl_password": "", "ssl_ca_pem": "",
+        "expected_brokers": "", "worker_queue": "default", "standby": str(standby.pk),
+    }  # fmt: skip
+    response = user_client.post(reverse("scorecard-cluster-edit", args=[cluster.pk]), data)
+    assert response.status_code == 302
+    cluster = Cluster.objects.get(pk=cluster.pk)
+    assert cluster.standby == standby and cluster.sasl_password == "pw-123"
+    assert Check.objects.filter(row__scorecard=scorecard, kind="standby_parity").exists()
+    assert "pw-123" not in user_client.get(reverse("scorecard-cluster-edit", args=[cluster.pk])).content.decode()
