@@ -1,4 +1,4 @@
-"""Demo data: the sandbox cluster with owners and rollback conditions on every row."""
+"""Demo data: the sandbox and Tansu clusters with owners and rollback conditions on every row."""
 
 import secrets
 
@@ -6,10 +6,13 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from scorecard import services
-from scorecard.models import Actuator, Cluster, Row, RowKey, Scorecard
+from scorecard.models import Actuator, Check, Cluster, ProbeKind, Row, RowKey, Scorecard
 
-DEMO_CLUSTER = "sandbox"
 DEMO_USER = "demo"
+DEMO_GROUP = "payments-ledger"
+# Short enough that a visitor sees scheduled runs arrive; long enough not to load a laptop.
+DEMO_INTERVAL_SECONDS = 120
+DEMO_MAX_AGE_SECONDS = 600
 
 DEMO_ROWS = {
     RowKey.DURABILITY: {
@@ -43,26 +46,34 @@ DEMO_ROWS = {
 
 
 @transaction.atomic
-def demo_seed(*, bootstrap_servers: str, control_socket: str) -> Scorecard:
-    """Register the demo cluster, or point it at this run's sandbox (its ports change each run)."""
-    cluster = Cluster.objects.filter(name=DEMO_CLUSTER).first()
+def demo_cluster(*, name: str, bootstrap_servers: str, expected_brokers: int, control_socket: str = "") -> Scorecard:
+    """Register a demo cluster, or point it at this run's process (ports change each run),
+    and make every check due now so the scheduler collects fresh evidence at once."""
+    cluster = Cluster.objects.filter(name=name).first()
     if cluster is None:
         cluster = Cluster(
-            name=DEMO_CLUSTER,
+            name=name,
             bootstrap_servers=bootstrap_servers,
-            expected_brokers=3,
-            drills_allowed=True,
-            actuator=Actuator.SANDBOX,
+            expected_brokers=expected_brokers,
+            drills_allowed=bool(control_socket),
+            actuator=Actuator.SANDBOX if control_socket else Actuator.NONE,
             sandbox_control=control_socket,
         )
-        return services.cluster_register(cluster=cluster, rows=DEMO_ROWS)
-    cluster.bootstrap_servers = bootstrap_servers
-    cluster.sandbox_control = control_socket
-    cluster.full_clean()
-    cluster.save(update_fields=["bootstrap_servers", "sandbox_control"])
-    for key, fields in DEMO_ROWS.items():
-        Row.objects.filter(scorecard__cluster=cluster, key=key, owner="").update(**fields)
-    return cluster.scorecard
+        scorecard = services.cluster_register(cluster=cluster, rows=DEMO_ROWS)
+    else:
+        cluster.bootstrap_servers = bootstrap_servers
+        cluster.sandbox_control = control_socket
+        services.cluster_update(cluster=cluster)
+        for key, fields in DEMO_ROWS.items():
+            Row.objects.filter(scorecard__cluster=cluster, key=key, owner="").update(**fields)
+        scorecard = cluster.scorecard
+    checks = Check.objects.filter(row__scorecard=scorecard)
+    checks.update(interval_seconds=DEMO_INTERVAL_SECONDS, max_age_seconds=DEMO_MAX_AGE_SECONDS, last_scheduled_at=None)
+    for check in checks.filter(kind=ProbeKind.CONSUMER_GROUPS):
+        services.check_update(check=check, user="demo", params={**check.params, "groups": [DEMO_GROUP]})
+    for check in checks.filter(kind=ProbeKind.COST_MODEL):
+        services.check_update(check=check, user="demo", params={**check.params, "sample_seconds": 5})
+    return scorecard
 
 
 def demo_user() -> tuple[str, str]:

@@ -33,28 +33,38 @@ RUN_CHECK_TASK = "drills.tasks.run_check"
 ROW_DEFAULTS: dict[str, dict[str, str]] = {
     RowKey.DURABILITY: {
         "test_description": (
-            "Acknowledged-write probe: produce records with acks=all and idempotence to the probe "
-            "topic, read them back, verify every acknowledged record per partition by sequence number."
+            "Acknowledged write: records produced with acks=all and idempotence are read back and verified per "
+            "partition by sequence number. Durability config: RF >= 3, min.insync.replicas >= 2 and < RF, no unclean "
+            "leader election, on every topic and in the broker defaults."
         ),
         "target": "RPO = 0 acknowledged records lost",
     },
     RowKey.METADATA: {
         "test_description": (
-            "Cluster-health probe: expected brokers present, a controller, a leader for every partition, "
-            "no under-replicated or under-min-ISR partitions."
+            "Cluster health: expected brokers present, a controller, a leader for every partition, no "
+            "under-replicated or under-min-ISR partitions."
         ),
         "target": "controller present; 0 offline and 0 under-min-ISR partitions",
     },
     RowKey.CLIENT_CONTINUITY: {
-        "test_description": "Producers keep writing and consumers resume from committed offsets after a failure.",
+        "test_description": (
+            "Bootstrap endpoints answer one by one (TLS expiry, SASL refusal); critical consumer groups keep "
+            "committed offsets inside retention; brokers advertise the APIs the clients need; the standby holds "
+            "the topics and usable offsets."
+        ),
         "target": "write RTO <= 30 s; consumers resume with no gap",
     },
     RowKey.AUTOMATION: {
-        "test_description": "Recovery drills rehearsed on a schedule, without manual steps, with enforced guardrails.",
+        "test_description": (
+            "Drill cadence: every required scenario passed within its window, guarded, without manual steps."
+        ),
         "target": "every scenario passed within 30 days",
     },
     RowKey.COST: {
-        "test_description": "Cross-zone replication and standby capacity priced against the monthly budget.",
+        "test_description": (
+            "Cost model: cross-zone replication and consumer traffic from measured ingress, broker and standby "
+            "hours, priced against the monthly budget."
+        ),
         "target": "within the monthly budget",
     },
 }

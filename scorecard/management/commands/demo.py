@@ -9,11 +9,13 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
+from drills.demo import demo_traffic
+from drills.kafka import ConnectionSettings, KafkaCallError
 from drills.sandbox import SandboxError, read_state
-from scorecard import services
-from scorecard.demo import demo_seed, demo_user
-from scorecard.models import Evidence
+from scorecard.demo import demo_cluster, demo_user
+from scorecard.models import Check
 
 
 def _interrupt(signum, frame):
@@ -25,7 +27,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the first evidence")
+        parser.add_argument("--wait", type=float, default=90.0, help="seconds to wait for the first evidence")
 
     def handle(self, *args, port, wait, **options):
         if settings.MODE != "demo":
@@ -58,28 +60,46 @@ class Command(BaseCommand):
         return process
 
     def run_demo(self, port: int, wait: float) -> None:
-        state_file = settings.SANDBOX_STATE_FILE
-        state_file.unlink(missing_ok=True)
         manage = str(Path(settings.BASE_DIR) / "manage.py")
-        self.start("sandbox", manage, "sandbox", "--state-file", str(state_file))
+        sandbox_state = settings.SANDBOX_STATE_FILE
+        tansu_state = settings.VAR_DIR / "tansu" / "state.json"
+        for state_file in (sandbox_state, tansu_state):
+            state_file.unlink(missing_ok=True)
+        self.start("sandbox", manage, "sandbox", "--state-file", str(sandbox_state))
+        self.start("tansu", manage, "tansu", "--state-file", str(tansu_state))
         try:
-            state = read_state(state_file, wait=15)
+            sandbox = read_state(sandbox_state, wait=15)
+            tansu = read_state(tansu_state, wait=15)
         except SandboxError as exc:
-            raise CommandError(f"the sandbox cluster did not start ({exc}); see var/sandbox.log") from None
-        scorecard = demo_seed(bootstrap_servers=state["bootstrap"], control_socket=state["control"])
+            raise CommandError(
+                f"a local cluster did not start ({exc}); see var/sandbox.log and var/tansu.log"
+            ) from None
+        try:
+            demo_traffic(ConnectionSettings(sandbox["bootstrap"]), control_socket=sandbox["control"])
+            demo_traffic(ConnectionSettings(tansu["bootstrap"]))
+        except (KafkaCallError, SandboxError) as exc:
+            raise CommandError(f"could not seed demo traffic: {exc}") from None
+        scorecards = [
+            demo_cluster(name="sandbox", bootstrap_servers=sandbox["bootstrap"], expected_brokers=3,
+                         control_socket=sandbox["control"]),
+            demo_cluster(name="tansu", bootstrap_servers=tansu["bootstrap"], expected_brokers=1),
+        ]  # fmt: skip
         username, password = demo_user()
+        started = timezone.now()
         celery = ["-m", "celery", "-A", "config"]
         self.start("worker", *celery, "worker", "-Q", "default", "-c", "2", "--loglevel", "INFO")
         self.start("beat", *celery, "beat", "--loglevel", "INFO")
         self.start("web", manage, "runserver", f"127.0.0.1:{port}", "--insecure", "--noreload")
-        before = Evidence.objects.filter(scorecard=scorecard).count()
-        runs = services.scorecard_run_checks(scorecard=scorecard, requested_by="demo")
-        self.stdout.write(f"sandbox cluster at {state['bootstrap']}; queued {len(runs)} first probes…")
+        self.stdout.write(
+            f"sandbox cluster at {sandbox['bootstrap']}, tansu at {tansu['bootstrap']}; "
+            "the scheduler is collecting the first evidence…"
+        )
+        checks = Check.objects.filter(row__scorecard__in=scorecards, not_applicable=False)
         deadline = time.monotonic() + wait
-        while Evidence.objects.filter(scorecard=scorecard).count() < before + len(runs):
+        while checks.exclude(evidence__collected_at__gte=started).exists():
             self.check_children()
             if time.monotonic() > deadline:
-                self.stdout.write(self.style.WARNING("first probes still running; see var/worker.log"))
+                self.stdout.write(self.style.WARNING("some first probes are still running; see var/worker.log"))
                 break
             time.sleep(0.5)
         url = f"http://127.0.0.1:{port}/"
@@ -107,4 +127,4 @@ class Command(BaseCommand):
                 self.stderr.write(f"{name} did not stop in time; killing it")
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(5)
-        self.stdout.write("stopped: web, beat, worker, sandbox")
+        self.stdout.write(f"stopped: {', '.join(name for name, _ in reversed(self.children))}")
