@@ -1,7 +1,8 @@
 """Probe benchmark against a local sandbox cluster.
 
-Prints seconds per probe and Kafka requests for cluster health on a cluster with many
-partitions, and seconds and records verified per second for the acknowledged write.
+Prints, for a sandbox cluster with many partitions: seconds per probe and the Kafka requests
+the brokers received (counted by the sandbox itself) for cluster health and durability config,
+and seconds and records verified per second for the acknowledged write.
 
     SCORECARD_MODE=demo .venv/bin/python bench/probes.py [--partitions 10000] [--records 5000 100000]
 """
@@ -14,21 +15,34 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("SCORECARD_MODE", "demo")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+import django  # noqa: E402
 
-from drills import kafka, probes  # noqa: E402
+django.setup()
+
+from drills import kafka  # noqa: E402
+from drills import params as probe_params  # noqa: E402
+from drills.probes import PROBES, ProbeContext  # noqa: E402
 from drills.sandbox import SandboxControl, spawn  # noqa: E402
 
 
-def timed(fn, repeat: int):
-    seconds, result = [], None
+def timed(fn, repeat: int, control: SandboxControl):
+    seconds, result, requests = [], None, {}
     for _ in range(repeat):
+        control.call("requests_track")
         started = time.perf_counter()
         result = fn()
         seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds), min(seconds), result
+        requests = control.call("requests_count")
+    return statistics.median(seconds), min(seconds), result, requests
+
+
+def describe(requests: dict) -> str:
+    return f"{sum(requests.values())} requests ({', '.join(f'{k} {v}' for k, v in sorted(requests.items()))})"
 
 
 def main() -> None:
@@ -47,20 +61,49 @@ def main() -> None:
                 control.call(
                     "topic_create", name=f"bench-{i}", partitions=args.partitions // topics, replication_factor=3
                 )
-            settings = kafka.ConnectionSettings(state["bootstrap"])
-            params = probes.ClusterHealthParams.parse({"expected_brokers": 3, "timeout_seconds": 60})
-            median, best, result = timed(lambda: probes.cluster_health(settings, params), args.repeat)
+            ctx = ProbeContext(
+                cluster_id=0, connection=kafka.ConnectionSettings(state["bootstrap"]), expected_brokers=3
+            )
+
+            def run(kind, **params):
+                return lambda: PROBES[kind](ctx, probe_params.parse(kind, params))
+
+            median, best, result, requests = timed(run("cluster_health", timeout_seconds=60), args.repeat, control)
             m = result.measurements
             print(f"cluster health, {m['partition_count']} partitions: median {median:.3f} s, best {best:.3f} s, "
-                  f"{m['kafka_requests']} Kafka requests, status {result.status}")  # fmt: skip
+                  f"{describe(requests)}, status {result.status}")  # fmt: skip
+
+            median, best, result, requests = timed(run("durability_config", timeout_seconds=60), args.repeat, control)
+            print(f"durability config, sandbox (no DescribeConfigs): median {median:.3f} s, {describe(requests)}, "
+                  f"status {result.status}: {result.summary[:60]}")  # fmt: skip
+            # A cluster that answers DescribeConfigs: the answers are supplied at the seam, so this
+            # measures metadata plus the probe's own evaluation of every topic.
+            good = {"min.insync.replicas": "2", "unclean.leader.election.enable": "false"}
+            with (
+                mock.patch.object(kafka, "topic_configs", lambda s, topics, timeout: {t: good for t in topics}),
+                mock.patch.object(
+                    kafka,
+                    "broker_configs",
+                    lambda s, ids, timeout: {i: {**good, "default.replication.factor": "3"} for i in ids},
+                ),
+            ):
+                median, best, result, requests = timed(
+                    run("durability_config", timeout_seconds=60), args.repeat, control
+                )
+            print(f"durability config, configs supplied, {result.measurements['topics_checked']} topics: "
+                  f"median {median:.3f} s, best {best:.3f} s, {describe(requests)} to the cluster, "
+                  f"status {result.status}")  # fmt: skip
+
             for records in args.records:
-                params = probes.AckWriteParams.parse({"records": records, "timeout_seconds": 120})
                 repeat = args.repeat if records <= 10_000 else 3
-                median, best, result = timed(lambda params=params: probes.ack_write(settings, params), repeat)
+                median, best, result, requests = timed(
+                    run("ack_write", records=records, timeout_seconds=120), repeat, control
+                )
                 m = result.measurements
                 print(f"acknowledged write, {records} records: median {median:.3f} s, best {best:.3f} s, "
                       f"{records / median:,.0f} records verified/s, produce p99 {m['produce_ms_p99']} ms, "
-                      f"e2e p99 {m['e2e_ms_p99']} ms, status {result.status}")  # fmt: skip
+                      f"e2e p99 {m['e2e_ms_p99']} ms, {sum(requests.values())} requests, "
+                      f"status {result.status}")  # fmt: skip
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(15)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import confluent_kafka
 
-from drills.protocol import API_KEYS
+from drills.protocol import API_KEYS, API_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,12 @@ def _library() -> ctypes.CDLL:
         ),
         "rd_kafka_mock_clear_request_errors": ([vp, ctypes.c_int16], None),
         "rd_kafka_mock_set_apiversion": ([vp, ctypes.c_int16, ctypes.c_int16, ctypes.c_int16], ctypes.c_int),
+        "rd_kafka_mock_start_request_tracking": ([vp], None),
+        "rd_kafka_mock_stop_request_tracking": ([vp], None),
+        "rd_kafka_mock_clear_requests": ([vp], None),
+        "rd_kafka_mock_get_requests": ([vp, ctypes.POINTER(ctypes.c_size_t)], ctypes.POINTER(vp)),
+        "rd_kafka_mock_request_api_key": ([vp], ctypes.c_int16),
+        "rd_kafka_mock_request_destroy_array": ([ctypes.POINTER(vp), ctypes.c_size_t], None),
     }
     for name, (argtypes, restype) in signatures.items():
         function = getattr(lib, name)
@@ -220,6 +226,26 @@ class SandboxCluster:
             self._lib.rd_kafka_mock_set_apiversion(self._mc, API_KEYS[api], min_version, max_version), "api version"
         )
 
+    def requests_track(self) -> None:
+        """Start counting requests the brokers receive (clears earlier counts)."""
+        self._lib.rd_kafka_mock_clear_requests(self._mc)
+        self._lib.rd_kafka_mock_start_request_tracking(self._mc)
+
+    def requests_count(self) -> dict:
+        """Requests received since requests_track, by API name."""
+        count = ctypes.c_size_t(0)
+        requests = self._lib.rd_kafka_mock_get_requests(self._mc, ctypes.byref(count))
+        counts: dict[str, int] = {}
+        try:
+            for i in range(count.value):
+                key = self._lib.rd_kafka_mock_request_api_key(requests[i])
+                name = API_NAMES.get(key, f"api-{key}")
+                counts[name] = counts.get(name, 0) + 1
+        finally:
+            if requests:
+                self._lib.rd_kafka_mock_request_destroy_array(requests, count.value)
+        return counts
+
     def status(self) -> dict:
         return {
             "bootstrap": self.bootstrap,
@@ -242,6 +268,8 @@ OPERATIONS = {
     "topic_create": ("name", "partitions", "replication_factor"),
     "spread_leaders": ("name",),
     "api_version": ("api", "min_version", "max_version"),
+    "requests_track": (),
+    "requests_count": (),
 }
 
 

@@ -66,3 +66,11 @@ def test_stopping_it_leaves_no_process_and_no_socket():
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert not os.path.exists(cluster.control_path)
+
+
+def test_it_counts_the_requests_its_brokers_receive(sandbox):
+    sandbox.control.call("requests_track")
+    kafka.cluster_metadata(sandbox.connection, timeout=5)
+    counts = sandbox.control.call("requests_count")
+    assert counts.get("Metadata", 0) >= 1
+    assert counts.get("ApiVersions", 0) >= 1
