@@ -313,6 +313,12 @@ def list_offsets(
 class ProduceResult:
     deliveries: list[Delivery]
     producer_init_s: float
+    fatal_error: str | None = None
+
+
+def _is_fatal(exc: KafkaException) -> bool:
+    error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    return error is not None and (error.fatal() or error.code() == KafkaError._FATAL)
 
 
 def produce_sequenced(
@@ -322,18 +328,25 @@ def produce_sequenced(
 
     Each record carries (run, partition, sequence, send time); every delivery report is
     kept. Records not reported within `timeout` are marked with an error, never dropped.
+    A producer in a fatal state (an idempotent producer whose broker forgot its id) stops
+    the run; the reason is returned and every record it never acknowledged is marked.
     """
-    producer = Producer(
-        {
-            **settings.client_config(timeout),
-            "acks": "all",
-            "enable.idempotence": True,
-            "linger.ms": 5,
-            "message.timeout.ms": max(1000, int(timeout * 1000)),
-            "queue.buffering.max.messages": max(100_000, count),
-        }
-    )
+    config = {
+        **settings.client_config(timeout),
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        "message.timeout.ms": max(1000, int(timeout * 1000)),
+        "queue.buffering.max.messages": max(100_000, count),
+    }
     deadline = time.monotonic() + timeout
+    fatal_errors: list[str] = []
+
+    def on_error(error: KafkaError) -> None:
+        if error.fatal() and not fatal_errors:
+            fatal_errors.append(f"{error.name()}: {error.str()}")
+
+    producer = Producer({**config, "error_cb": on_error})
     # The idempotent producer acquires its producer id before the first ack (about 0.5 s on
     # the sandbox); one warm-up record keeps that out of the latency of the measured records.
     warmup_started = time.monotonic()
@@ -341,9 +354,9 @@ def produce_sequenced(
         producer.produce(
             topic, encode_record(f"{run}-warmup", partitions[0], 0, time.time_ns()), partition=partitions[0]
         )
+        producer.flush(timeout / 2)
     except KafkaException as exc:
         raise _translate(exc, "Produce") from None
-    producer.flush(timeout / 2)
     init_s = time.monotonic() - warmup_started
     deliveries: list[Delivery] = []
 
@@ -358,37 +371,50 @@ def produce_sequenced(
 
         return callback
 
-    for seq in range(count):
-        partition = partitions[seq % len(partitions)]
-        sent_ns = time.time_ns()
-        delivery = Delivery(partition=partition, seq=seq, sent_ns=sent_ns)
-        deliveries.append(delivery)
-        while True:
-            try:
-                producer.produce(
-                    topic,
-                    encode_record(run, partition, seq, sent_ns),
-                    partition=partition,
-                    on_delivery=report(delivery),
-                )
+    try:
+        for seq in range(count):
+            if fatal_errors:
                 break
-            except BufferError:
-                producer.poll(0.05)
-            except KafkaException as exc:
-                delivery.error = _translate(exc, "Produce").reason
-                break
-            if time.monotonic() > deadline:
-                delivery.error = "local queue full until the deadline"
-                break
-        producer.poll(0)
-    remaining = producer.flush(max(0.1, deadline - time.monotonic()))
-    if remaining:
-        producer.purge()
-        producer.flush(1)
+            partition = partitions[seq % len(partitions)]
+            sent_ns = time.time_ns()
+            delivery = Delivery(partition=partition, seq=seq, sent_ns=sent_ns)
+            deliveries.append(delivery)
+            while True:
+                try:
+                    producer.produce(
+                        topic,
+                        encode_record(run, partition, seq, sent_ns),
+                        partition=partition,
+                        on_delivery=report(delivery),
+                    )
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+                if time.monotonic() > deadline:
+                    delivery.error = "local queue full until the deadline"
+                    break
+            producer.poll(0)
+        remaining = producer.flush(max(0.1, deadline - time.monotonic()))
+        if remaining:
+            producer.purge()
+            producer.flush(1)
+    except KafkaException as exc:
+        if not _is_fatal(exc):
+            raise _translate(exc, "Produce") from None
+        try:
+            producer.poll(0)  # delivers the underlying fatal error, through error_cb or raised
+        except KafkaException as underlying:
+            if not fatal_errors and underlying.args and isinstance(underlying.args[0], KafkaError):
+                fatal_errors.append(f"{underlying.args[0].name()}: {underlying.args[0].str()}")
+        if not fatal_errors:
+            fatal_errors.append(_translate(exc, "Produce").reason)
+    fatal = fatal_errors[0] if fatal_errors else None
+    if fatal:
+        log.warning("producer entered a fatal state: %s", fatal)
     for delivery in deliveries:
         if delivery.acked_ns is None and delivery.error is None:
-            delivery.error = "no delivery report before the deadline"
-    return ProduceResult(deliveries=deliveries, producer_init_s=init_s)
+            delivery.error = "producer fatal error" if fatal else "no delivery report before the deadline"
+    return ProduceResult(deliveries=deliveries, producer_init_s=init_s, fatal_error=fatal)
 
 
 def read_range(

@@ -86,11 +86,21 @@ def ack_write(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
             acked_offsets[d.partition] = max(acked_offsets.get(d.partition, -1), d.offset)
     ends = {p: max(after.get((params.topic, p), 0), acked_offsets.get(p, -1) + 1) for p in ids}
     thread.join(2 * timeout + 5)
+    # Verification reads everything again from the start offsets once producing is over: a
+    # record seen live but gone afterwards (a broker that lost it) must count as missing.
+    try:
+        read_back = kafka.read_range(
+            ctx.connection, topic=params.topic, start=start_offsets, end=lambda: ends, timeout=timeout
+        )
+    except kafka.KafkaCallError as exc:
+        read_back = []
+        read_error.append(exc.reason)
     return _verdict(
         params,
         run,
         produced,
         consumed,
+        read_back,
         read_error,
         not_leading,
         {f"{t}[{p}]": reason for (t, p), reason in sorted(unavailable.items())},
@@ -103,22 +113,24 @@ def _verdict(
     run: str,
     produced: kafka.ProduceResult,
     consumed: list[kafka.ConsumedRecord],
+    read_back: list[kafka.ConsumedRecord],
     read_error: list[str],
     not_leading: list[int],
     unavailable: dict[str, str],
     started: float,
 ) -> ProbeResult:
     deliveries = produced.deliveries
-    mine = [r for r in consumed if r.run == run]
     verdict = verify_sequences(
         deliveries=((d.partition, d.seq, d.error is None) for d in deliveries),
-        consumed=((r.partition, r.offset, r.seq) for r in mine),
+        consumed=((r.partition, r.offset, r.seq) for r in read_back if r.run == run),
     )
     totals = verdict.as_dict()
     produce_ms = [_ms(d.acked_ns - d.sent_ns) for d in deliveries if d.error is None and d.acked_ns]
+    # End-to-end latency comes from the live reader, which consumed while records were produced.
     first_read: dict[tuple[int, int], kafka.ConsumedRecord] = {}
-    for r in mine:
-        first_read.setdefault((r.partition, r.seq), r)
+    for r in consumed:
+        if r.run == run:
+            first_read.setdefault((r.partition, r.seq), r)
     e2e_ms = [_ms(r.consumed_ns - r.sent_ns) for r in first_read.values()]
     errors = Counter(d.error for d in deliveries if d.error)
     elapsed = time.monotonic() - started
@@ -130,7 +142,9 @@ def _verdict(
         "produce_ms_p99": percentile(produce_ms, 0.99),
         "e2e_ms_p50": percentile(e2e_ms, 0.5),
         "e2e_ms_p99": percentile(e2e_ms, 0.99),
+        "consumed_live": len(first_read),
         "producer_init_ms": round(produced.producer_init_s * 1000, 1),
+        "producer_fatal_error": produced.fatal_error,
         "produce_errors": dict(errors.most_common(10)),
         "read_error": read_error[0] if read_error else None,
         "brokers_not_leading": not_leading,
@@ -147,10 +161,11 @@ def _verdict(
         f"produce p99 {measurements['produce_ms_p99']} ms"
         + (f"; {len(unavailable)} partitions unavailable" if unavailable else "")
         + (f"; brokers {not_leading} lead no probe partition" if not_leading else "")
+        + (f"; producer fatal: {produced.fatal_error}" if produced.fatal_error else "")
     )
     if totals["missing"] or totals["reordered"]:
         status = "FAIL"
-    elif totals["failed"] or totals["duplicates"] or not_leading or read_error or unavailable:
+    elif totals["failed"] or totals["duplicates"] or not_leading or read_error or unavailable or produced.fatal_error:
         status = "WARN"
     else:
         status = "PASS"

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from drills import kafka
 from drills.models import DrillRun
-from tests.conftest import start_sandbox, stop_sandbox
+from tests.conftest import start_sandbox, stop_sandbox, wait_for
 from tests.factories import probe, register
 
 DEAD = "127.0.0.1:1"
@@ -325,3 +325,33 @@ def test_cost_model_on_a_cluster_without_racks_warns_that_zones_are_unknown(shar
     result = probe("cost_model", kafka.ConnectionSettings(shared_tansu.bootstrap), sample_seconds=1)
     assert result.status == "WARN"
     assert "no rack" in result.measurements["findings"][0]
+
+
+# --- acknowledged write ----------------------------------------------------------------------
+
+
+def test_acknowledged_write_fails_when_tansu_loses_acknowledged_records_in_a_restart(tansu):
+    """Tansu keeps everything in memory: kill -9 and a restart lose what it acknowledged."""
+    connection = kafka.ConnectionSettings(tansu.bootstrap)
+    kafka.topic_create(connection, name="__recovery_probe", partitions=1, replication_factor=1, timeout=5)
+    outcome = {}
+    runner = threading.Thread(
+        target=lambda: outcome.update(result=probe("ack_write", connection, records=200_000, timeout_seconds=6))
+    )
+    runner.start()
+
+    def written():
+        offsets, _ = kafka.list_offsets(connection, [("__recovery_probe", 0)], timeout=2)
+        return offsets.get(("__recovery_probe", 0), 0) > 20
+
+    wait_for(written, timeout=30, message="acknowledged probe records on Tansu")
+    tansu.kill()
+    tansu.start()
+    runner.join(60)
+    result = outcome["result"]
+    assert result.status == "FAIL", result.summary
+    assert result.measurements["missing"] > 0
+    assert result.measurements["acked"] > result.measurements["consumed"]
+    # The reused idempotent producer usually enters a fatal state; when it does, the probe says why.
+    if result.measurements["producer_fatal_error"]:
+        assert "producer fatal" in result.summary
