@@ -142,6 +142,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # Schedules live in the Check table (drills.beat); beat wakes at least this often to see edits.
 CELERY_BEAT_SCHEDULER = "drills.beat:CheckScheduler"
 CELERY_BEAT_MAX_LOOP_INTERVAL = 5
+# A running drill beats every 0.5 s; the watchdog recovers drills silent for longer than this.
+DRILL_HEARTBEAT_STALE_SECONDS = env_int("DRILL_HEARTBEAT_STALE_SECONDS", 30, minimum=5, maximum=3600)
 
 # Where `manage.py sandbox` writes the sandbox cluster's bootstrap address and socket.
 SANDBOX_STATE_FILE = Path(env_str("SANDBOX_STATE_FILE") or VAR_DIR / "sandbox" / "state.json")

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 RELOAD_SECONDS = 5.0
 TASK = "drills.tasks.run_scheduled_check"
+WATCHDOG = "drill-watchdog"
+WATCHDOG_SECONDS = 15
 
 
 class CheckScheduler(Scheduler):
@@ -37,12 +39,16 @@ class CheckScheduler(Scheduler):
         return self.data
 
     def _load(self) -> None:
-        from scorecard.models import Check
+        from scorecard.models import Check, ProbeKind
 
         close_old_connections()
         now = timezone.now()
         entries = {}
-        checks = Check.objects.filter(not_applicable=False).select_related("row__scorecard__cluster")
+        checks = (
+            Check.objects.filter(not_applicable=False)
+            .exclude(kind=ProbeKind.DRILL_RESULTS)
+            .select_related("row__scorecard__cluster")
+        )
         for check in checks:
             name = f"check-{check.pk}"
             every = timedelta(seconds=check.interval_seconds)
@@ -60,6 +66,14 @@ class CheckScheduler(Scheduler):
                 last_run_at=last,
                 app=self.app,
             )
+        watchdog = self.data.get(WATCHDOG)
+        entries[WATCHDOG] = ScheduleEntry(
+            name=WATCHDOG,
+            task="drills.tasks.drill_watchdog",
+            schedule=schedule(run_every=timedelta(seconds=WATCHDOG_SECONDS), app=self.app),
+            last_run_at=watchdog.last_run_at if watchdog else now,
+            app=self.app,
+        )
         self.data = entries
         self._loaded_at = time.monotonic()
 
@@ -67,7 +81,8 @@ class CheckScheduler(Scheduler):
         from scorecard.models import Check
 
         new_entry = super().reserve(entry)
-        Check.objects.filter(pk=entry.args[0]).update(last_scheduled_at=new_entry.last_run_at)
+        if entry.name != WATCHDOG:
+            Check.objects.filter(pk=entry.args[0]).update(last_scheduled_at=new_entry.last_run_at)
         return new_entry
 
     def sync(self) -> None:

@@ -703,3 +703,174 @@ def group_state(settings: ConnectionSettings, *, group: str, timeout: float) -> 
     except TimeoutError:
         raise KafkaCallError("DescribeGroups timed out") from None
     return description.state.name, len(description.members)
+
+
+# --- sustained traffic for drills -----------------------------------------------------------
+
+
+class SustainedProducer:
+    """An idempotent acks=all producer for drills that survives its own fatal state.
+
+    `send` never raises for a fatal producer: the engine asks `fatal_error`, records it and
+    calls `recreate()`, as an application would have to.
+    """
+
+    def __init__(self, settings: ConnectionSettings, *, topic: str, timeout: float):
+        self.topic = topic
+        self.fatal_error: str | None = None
+        self._config = {
+            **settings.client_config(timeout),
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 0,
+            "message.timeout.ms": max(1000, int(timeout * 1000)),
+            # React to a broker coming back within ~0.2 s, not librdkafka's default 10 s backoff.
+            "reconnect.backoff.ms": 50,
+            "reconnect.backoff.max.ms": 200,
+            "error_cb": self._on_error,
+        }
+        self._producer = Producer(self._config)
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal() and self.fatal_error is None:
+            self.fatal_error = f"{error.name()}: {error.str()}"
+
+    def send(self, delivery: Delivery, run: str) -> None:
+        def callback(err, msg):
+            delivery.acked_ns = time.time_ns()
+            if err is not None:
+                delivery.error = err.name()
+            else:
+                offset = msg.offset()
+                delivery.offset = offset if offset is not None and offset >= 0 else None
+
+        value = encode_record(run, delivery.partition, delivery.seq, delivery.sent_ns)
+        try:
+            self._producer.produce(self.topic, value, partition=delivery.partition, on_delivery=callback)
+        except BufferError:
+            delivery.error = "local queue full"
+            delivery.acked_ns = time.time_ns()
+        except KafkaException as exc:
+            if _is_fatal(exc) and self.fatal_error is None:
+                self.fatal_error = _translate(exc, "Produce").reason
+            delivery.error = "producer fatal error" if _is_fatal(exc) else _translate(exc, "Produce").reason
+            delivery.acked_ns = time.time_ns()
+
+    def poll(self, timeout: float = 0) -> None:
+        try:
+            self._producer.poll(timeout)
+        except KafkaException as exc:
+            if _is_fatal(exc) and self.fatal_error is None:
+                error = exc.args[0]
+                self.fatal_error = f"{error.name()}: {error.str()}"
+
+    def recreate(self) -> None:
+        """Drop the fatal producer (its queued records fail) and start a new one."""
+        try:
+            self._producer.purge()
+            self._producer.flush(1)
+        except KafkaException:
+            pass
+        self._producer = Producer(self._config)
+        self.fatal_error = None
+
+    def close(self, timeout: float) -> int:
+        """Wait up to `timeout` for outstanding delivery reports; returns how many never came."""
+        try:
+            remaining = self._producer.flush(timeout)
+            if remaining:
+                self._producer.purge()
+                self._producer.flush(1)
+            return remaining
+        except KafkaException:
+            return -1
+
+
+class LiveReader:
+    """Reads the drill's partitions from given offsets, as a consumer without a group commit."""
+
+    def __init__(self, settings: ConnectionSettings, *, topic: str, start: dict[int, int], timeout: float):
+        self._consumer = Consumer(
+            {
+                **settings.client_config(timeout),
+                "group.id": f"krs-drill-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 20,
+                "reconnect.backoff.ms": 50,
+                "reconnect.backoff.max.ms": 200,
+            }
+        )
+        self._consumer.assign([TopicPartition(topic, p, o) for p, o in start.items()])
+
+    def poll(self, timeout: float) -> list[ConsumedRecord]:
+        records = []
+        try:
+            batch = self._consumer.consume(num_messages=2000, timeout=timeout)
+        except KafkaException:
+            return records
+        now = time.time_ns()
+        for msg in batch:
+            if msg.error():
+                continue
+            decoded = decode_record(msg.value())
+            if decoded is not None:
+                run, _partition, seq, sent_ns = decoded
+                records.append(ConsumedRecord(msg.partition(), msg.offset(), run, seq, sent_ns, now))
+        return records
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class GroupReader:
+    """A consumer group member with manual commits (the consumer-restart drill's subject)."""
+
+    def __init__(self, settings: ConnectionSettings, *, topic: str, group: str, timeout: float):
+        self._consumer = Consumer(
+            {
+                **settings.client_config(timeout),
+                "group.id": group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 20,
+                # A member that vanishes is noticed after this long; keep drills short.
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 1000,
+            }
+        )
+        self._consumer.subscribe([topic])
+        self.positions: dict[int, int] = {}
+
+    def poll(self, timeout: float) -> list[ConsumedRecord]:
+        records = []
+        try:
+            batch = self._consumer.consume(num_messages=2000, timeout=timeout)
+        except KafkaException:
+            return records
+        now = time.time_ns()
+        for msg in batch:
+            if msg.error():
+                continue
+            self.positions[msg.partition()] = msg.offset() + 1
+            decoded = decode_record(msg.value())
+            if decoded is not None:
+                run, _partition, seq, sent_ns = decoded
+                records.append(ConsumedRecord(msg.partition(), msg.offset(), run, seq, sent_ns, now))
+        return records
+
+    def commit(self, topic: str) -> dict[int, int]:
+        """Commit what was consumed so far; returns the committed offsets."""
+        offsets = dict(self.positions)
+        if offsets:
+            try:
+                self._consumer.commit(
+                    offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False
+                )
+            except KafkaException as exc:
+                raise _translate(exc, "OffsetCommit") from None
+        return offsets
+
+    def close(self) -> None:
+        """Leave without committing what was consumed since the last commit."""
+        self._consumer.close()

@@ -100,6 +100,13 @@ class Cluster(models.Model):
             errors["ssl_ca_pem"] = "A CA certificate only applies to SSL or SASL_SSL."
         if self.actuator == Actuator.SANDBOX and not self.sandbox_control:
             errors["actuator"] = "The sandbox actuator needs the sandbox control socket."
+        if self.actuator == Actuator.COMMAND:
+            from drills.actuators import validate_command_templates
+
+            try:
+                validate_command_templates(self.actuator_commands)
+            except ValueError as exc:
+                errors["actuator_commands"] = str(exc)
         if self.standby_id and self.standby_id == self.pk:
             errors["standby"] = "A cluster cannot be its own standby."
         if errors:
@@ -152,6 +159,7 @@ class ProbeKind(models.TextChoices):
     STANDBY_PARITY = "standby_parity", "Standby parity"
     DRILL_CADENCE = "drill_cadence", "Drill cadence"
     COST_MODEL = "cost_model", "Cost model"
+    DRILL_RESULTS = "drill_results", "Drill results"
 
 
 # Which row each probe feeds (DESIGN.md section 4).

@@ -1,0 +1,137 @@
+"""Actuators: what performs a fault and its recovery on a cluster.
+
+- sandbox: the sandbox cluster's control channel;
+- command: operator-configured argv templates (never a shell), placeholders filled only
+  from validated values, with a timeout and the output captured into the drill run;
+- manual: the drill waits for a person to confirm each step on the drill page.
+"""
+
+import re
+import string
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from drills.sandbox import SandboxControl, SandboxError
+
+COMMAND_OPS = ("broker_down", "broker_up")
+PLACEHOLDERS = {"broker", "host", "port", "rack"}
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9._:-]{1,253}$")
+MAX_OUTPUT = 4000
+
+
+class ActuatorError(Exception):
+    """A fault or recovery step could not be performed."""
+
+
+@dataclass(frozen=True)
+class Action:
+    op: str  # broker_down, broker_up, leader_move
+    broker: int
+    topic: str = ""
+    partition: int = -1
+
+    def describe(self) -> str:
+        if self.op == "leader_move":
+            return f"move the leader of {self.topic}[{self.partition}] to broker {self.broker}"
+        return f"{'stop' if self.op == 'broker_down' else 'start'} broker {self.broker}"
+
+    def as_dict(self) -> dict:
+        return {"op": self.op, "broker": self.broker, "topic": self.topic, "partition": self.partition}
+
+
+def validate_command_templates(templates: dict) -> None:
+    """Raise ValueError naming the problem; used by the cluster form and before every run."""
+    if not isinstance(templates, dict):
+        raise ValueError("command templates must be an object with broker_down and broker_up")
+    unknown = set(templates) - {*COMMAND_OPS, "timeout_seconds"}
+    if unknown:
+        raise ValueError(f"unknown keys: {', '.join(sorted(unknown))}")
+    for op in COMMAND_OPS:
+        argv = templates.get(op)
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) and a for a in argv):
+            raise ValueError(f"{op} must be a non-empty list of strings (the program and its arguments)")
+        for arg in argv:
+            for _, field, spec, conversion in string.Formatter().parse(arg):
+                if field is None:
+                    continue
+                if field not in PLACEHOLDERS or spec or conversion:
+                    raise ValueError(f"{op}: placeholder {{{field}}} is not one of {', '.join(sorted(PLACEHOLDERS))}")
+    timeout = templates.get("timeout_seconds", 60)
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 600:
+        raise ValueError("timeout_seconds must be a whole number between 1 and 600")
+
+
+class SandboxActuator:
+    kind = "sandbox"
+
+    def __init__(self, control_socket: str):
+        self.control = SandboxControl(control_socket, timeout=10)
+
+    def perform(self, action: Action) -> dict:
+        try:
+            if action.op == "leader_move":
+                self.control.call("leader_move", topic=action.topic, partition=action.partition, broker=action.broker)
+            else:
+                self.control.call(action.op, broker=action.broker)
+        except SandboxError as exc:
+            raise ActuatorError(str(exc)) from None
+        return {}
+
+
+class CommandActuator:
+    kind = "command"
+
+    def __init__(self, templates: dict, brokers: dict[int, dict]):
+        try:
+            validate_command_templates(templates)
+        except ValueError as exc:
+            raise ActuatorError(f"invalid command templates: {exc}") from None
+        self.templates = templates
+        self.brokers = brokers
+        self.timeout = templates.get("timeout_seconds", 60)
+
+    def argv(self, action: Action) -> list[str]:
+        if action.op not in COMMAND_OPS:
+            raise ActuatorError(f"the command actuator cannot {action.describe()}")
+        broker = self.brokers.get(action.broker)
+        if broker is None:
+            raise ActuatorError(f"broker {action.broker} is not in the cluster's metadata")
+        values = {"broker": str(action.broker), "host": broker["host"], "port": str(broker["port"]),
+                  "rack": broker.get("rack") or ""}  # fmt: skip
+        for name, value in values.items():
+            if value and not _SAFE_VALUE.match(value):
+                raise ActuatorError(f"refusing to put {name}={value!r} into a command")
+        return [arg.format_map(values) for arg in self.templates[action.op]]
+
+    def perform(self, action: Action) -> dict:
+        argv = self.argv(action)
+        started = time.monotonic()
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise ActuatorError(f"{argv[0]} did not finish within {self.timeout} s") from exc
+        except OSError as exc:
+            raise ActuatorError(f"{argv[0]} could not be run: {exc.strerror or exc}") from None
+        result = {
+            "argv": argv,
+            "exit_code": done.returncode,
+            "seconds": round(time.monotonic() - started, 3),
+            "output": (done.stdout + done.stderr)[-MAX_OUTPUT:],
+        }
+        if done.returncode != 0:
+            raise ActuatorError(f"{argv[0]} exited with {done.returncode}: {result['output'][-300:]}")
+        return result
+
+
+class ManualActuator:
+    """Each step waits for a person; `wait_for_person(description)` returns when confirmed."""
+
+    kind = "manual"
+
+    def __init__(self, wait_for_person: Callable[[str], dict]):
+        self.wait_for_person = wait_for_person
+
+    def perform(self, action: Action) -> dict:
+        return self.wait_for_person(action.describe())

@@ -1,0 +1,84 @@
+"""Drill scenarios (DESIGN.md section 5): what each one injects. What each measures and
+which row each figure feeds is in docs/drills.md."""
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from drills.actuators import Action
+from drills.kafka import ClusterMetadata
+
+CLUSTER_FAULTS = ("broker_loss", "zone_loss", "leader_change")
+CLIENT_FAULTS = ("consumer_restart", "lag_catch_up")
+SUPPORTED = CLUSTER_FAULTS + CLIENT_FAULTS
+
+
+class ScenarioError(ValueError):
+    """The scenario cannot run on this cluster as configured."""
+
+
+@dataclass
+class FaultPlan:
+    description: str
+    inject: list[Action] = field(default_factory=list)
+    recover: list[Action] = field(default_factory=list)
+    client_fault: str = ""  # consumer_restart or lag_catch_up: faults the engine applies to its own clients
+
+
+def _busiest_leader(metadata: ClusterMetadata, topic: str) -> int:
+    leaders = Counter(p.leader for p in metadata.topic_partitions(topic) if p.leader in metadata.broker_ids)
+    if not leaders:
+        raise ScenarioError(f"no partition of {topic} has a live leader")
+    return leaders.most_common(1)[0][0]
+
+
+def _moves_away(metadata: ClusterMetadata, topic: str, lost: set[int]) -> tuple[list[Action], list[Action]]:
+    """Leader moves from the lost brokers to survivors, and the moves back."""
+    survivors = sorted(metadata.broker_ids - lost)
+    if not survivors:
+        raise ScenarioError("no broker would survive the fault to take over leadership")
+    away, back = [], []
+    for i, p in enumerate(x for x in metadata.topic_partitions(topic) if x.leader in lost):
+        away.append(Action("leader_move", survivors[i % len(survivors)], topic, p.id))
+        back.append(Action("leader_move", p.leader, topic, p.id))
+    return away, back
+
+
+def plan(scenario: str, metadata: ClusterMetadata, *, topic: str, broker: int | None, zone: str | None,
+         move_leaders: bool) -> FaultPlan:  # fmt: skip
+    if scenario not in SUPPORTED:
+        raise ScenarioError(f"scenario {scenario} is not supported by the drill engine")
+    if scenario in CLIENT_FAULTS:
+        what = "a consumer group member dies without committing, then a new one joins"
+        if scenario == "lag_catch_up":
+            what = "the consumer pauses while producing continues, then catches up"
+        return FaultPlan(what, client_fault=scenario)
+    if broker is not None and broker not in metadata.broker_ids:
+        raise ScenarioError(f"broker {broker} is not among the live brokers {sorted(metadata.broker_ids)}")
+    if scenario == "leader_change":
+        target = broker if broker is not None else _busiest_leader(metadata, topic)
+        away, back = _moves_away(metadata, topic, {target})
+        if not away:
+            raise ScenarioError(f"broker {target} leads no partition of {topic}")
+        return FaultPlan(f"move {len(away)} leaders of {topic} off broker {target}, then back", away, back)
+    if scenario == "broker_loss":
+        lost = {broker if broker is not None else _busiest_leader(metadata, topic)}
+        what = f"stop broker {next(iter(lost))}"
+    else:
+        racks = {b.id: b.rack for b in metadata.brokers}
+        if not any(racks.values()):
+            raise ScenarioError("brokers report no rack: zone loss needs racks")
+        chosen = zone or racks.get(_busiest_leader(metadata, topic))
+        lost = {b for b, rack in racks.items() if rack == chosen}
+        if not lost:
+            raise ScenarioError(f"no live broker is in zone {chosen}")
+        if lost == metadata.broker_ids:
+            raise ScenarioError(f"zone {chosen} holds every broker: losing it is an outage, not a drill")
+        what = f"stop zone {chosen} (brokers {', '.join(map(str, sorted(lost)))})"
+    inject = [Action("broker_down", b) for b in sorted(lost)]
+    recover = [Action("broker_up", b) for b in sorted(lost)]
+    if move_leaders:
+        away, back = _moves_away(metadata, topic, lost)
+        inject += away
+        recover = recover + back
+        what += f" and move {len(away)} leaders to survivors"
+    return FaultPlan(what, inject, recover)
