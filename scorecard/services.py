@@ -70,7 +70,7 @@ ROW_DEFAULTS: dict[str, dict[str, str]] = {
 }
 
 # Probes every cluster gets; standby parity only once a standby is registered.
-DEFAULT_PROBES = [kind for kind in ProbeKind.values if kind != ProbeKind.STANDBY_PARITY]
+DEFAULT_PROBES = [kind for kind in PROBE_ROWS if kind != ProbeKind.STANDBY_PARITY]
 
 
 @transaction.atomic
