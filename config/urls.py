@@ -5,4 +5,5 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("scorecard.urls")),
+    path("", include("drills.urls")),
 ]

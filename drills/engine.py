@@ -430,11 +430,14 @@ class DrillEngine:
         ]
         fault_ms, recover_ms = self.ms(self.fault_ns), self.ms(self.recover_ns)
         slo, window = c.latency_slo_ms, c.stability_window_seconds * 1000
+        missing = {p: v["missing_seqs"] for p, v in verdict["partitions"].items() if v["missing_seqs"]}
         figures = {
             "records_sent": verdict["sent"],
             "records_acked": verdict["acked"],
             "records_failed": verdict["failed"],
             "rpo_acked_lost": verdict["missing"],
+            "missing_records": missing,
+            "acked_without_offset": sum(1 for d in deliveries if d.acked_ns and not d.error and d.offset is None),
             "duplicates": verdict["duplicates"],
             "reordered": verdict["reordered"],
             "fault_at_s": None if fault_ms is None else round(fault_ms / 1000, 3),

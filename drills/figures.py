@@ -25,9 +25,10 @@ class TimelineRecord:
 
 
 def _rto(records: list[TimelineRecord], fault_ms: float, slo_ms: float, window_ms: float, *, read: bool):
-    """Fault to the completion time of the first record of the first run of records that all
-    completed within the SLO for the stability window. 0 when no record after the fault missed
-    the SLO; None when the records never settled."""
+    """Fault to recovery, where recovery is the first run of records that all completed within
+    the SLO for the stability window. It is the completion of the run's first record, or later
+    if records stuck before the run completed later (writes were still stalled until then).
+    0 when no record after the fault missed the SLO; None when the records never settled."""
 
     def done_ms(r: TimelineRecord) -> float | None:
         return r.consumed_ms if read else (r.acked_ms if r.acked else None)
@@ -42,21 +43,23 @@ def _rto(records: list[TimelineRecord], fault_ms: float, slo_ms: float, window_m
     if all(good(r) for r in after):
         return 0.0
     last_sent = after[-1].sent_ms
-    # Walk back from the end: `bad_from[i]` is the earliest sent time of a bad record at or after i.
+    # bad_from[i]: the earliest send time of a bad record at or after i.
     next_bad = float("inf")
     bad_from = [0.0] * len(after)
     for i in range(len(after) - 1, -1, -1):
         if not good(after[i]):
             next_bad = after[i].sent_ms
         bad_from[i] = next_bad
+    stuck_done = 0.0  # latest completion of a slow record sent before the candidate run
     for i, record in enumerate(after):
         if not good(record):
+            stuck_done = max(stuck_done, done_ms(record) or 0.0)
             continue
         window_end = record.sent_ms + window_ms
         if window_end > last_sent:
             return None  # not enough traffic after this point to call it stable
         if bad_from[i] > window_end:
-            return round(done_ms(record) - fault_ms, 1)
+            return round(max(done_ms(record), stuck_done) - fault_ms, 1)
     return None
 
 

@@ -87,3 +87,54 @@ class ParamsForm(forms.Form):
 
     def params(self) -> dict:
         return {name: value for name, value in self.parsed.items() if value is not None}
+
+
+DRILL_FORM_PARAMS = (
+    "fault_seconds", "baseline_seconds", "settle_seconds", "broker", "zone", "move_leaders", "interval_ms",
+    "latency_slo_ms", "stability_window_seconds", "max_duration_seconds", "max_error_rate", "error_window_seconds",
+    "max_consumer_lag", "min_healthy_brokers", "write_rto_target_seconds", "reelection_target_seconds",
+)  # fmt: skip
+
+
+class DrillForm(forms.Form):
+    """Start a drill: the scenario, its parameters and guardrails, and a typed confirmation."""
+
+    scenario = forms.ChoiceField()
+    confirm = forms.CharField(
+        label="Type the cluster's name to confirm", help_text="This drill disrupts the cluster for real."
+    )
+
+    def __init__(self, *args, cluster, **kwargs):
+        from drills.models import Scenario
+        from drills.scenarios import SUPPORTED
+
+        super().__init__(*args, **kwargs)
+        self.cluster = cluster
+        self.fields["scenario"].choices = [(s, Scenario(s).label) for s in SUPPORTED]
+        spec = {p.name: p for p in probe_params.SPECS["drill"]}
+        for name in DRILL_FORM_PARAMS:
+            param = spec[name]
+            field = _field(param)
+            field.required = not param.optional and param.kind != "bool"
+            if param.kind != "bool":
+                field.initial = param.default
+            self.fields[name] = field
+        self.order_fields(["scenario", *DRILL_FORM_PARAMS, "confirm"])
+
+    def clean_confirm(self):
+        if self.cleaned_data["confirm"].strip() != self.cluster.name:
+            raise forms.ValidationError(f"Type {self.cluster.name} exactly to confirm the drill.")
+        return self.cleaned_data["confirm"]
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        values = {name: data.get(name) for name in DRILL_FORM_PARAMS}
+        values = {k: v for k, v in values.items() if v not in (None, "")}
+        try:
+            self.params = vars(probe_params.parse("drill", values))
+        except probe_params.ParamError as exc:
+            for name, message in exc.errors.items():
+                self.add_error(name if name in self.fields else None, message)
+        return data

@@ -724,9 +724,15 @@ class SustainedProducer:
             "enable.idempotence": True,
             "linger.ms": 0,
             "message.timeout.ms": max(1000, int(timeout * 1000)),
-            # React to a broker coming back within ~0.2 s, not librdkafka's default 10 s backoff.
+            # React to a broker coming back within ~0.2 s: librdkafka's default backoffs (reconnect
+            # up to 10 s, retry up to 1 s) would be measured as outage.
             "reconnect.backoff.ms": 50,
             "reconnect.backoff.max.ms": 200,
+            "retry.backoff.ms": 50,
+            "retry.backoff.max.ms": 200,
+            # The sandbox drops a stopped broker from metadata and the client forgets it; without a
+            # frequent refresh it only learns of its return up to a second later.
+            "topic.metadata.refresh.interval.ms": 200,
             "error_cb": self._on_error,
         }
         self._producer = Producer(self._config)
@@ -799,6 +805,7 @@ class LiveReader:
                 "fetch.wait.max.ms": 20,
                 "reconnect.backoff.ms": 50,
                 "reconnect.backoff.max.ms": 200,
+                "topic.metadata.refresh.interval.ms": 200,
             }
         )
         self._consumer.assign([TopicPartition(topic, p, o) for p, o in start.items()])

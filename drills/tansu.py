@@ -82,3 +82,41 @@ class TansuBroker:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m drills.tansu start --port N`: start a detached Tansu and return once it listens.
+
+    This is what a command-actuator template can call to bring a killed Tansu back.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m drills.tansu")
+    parser.add_argument("action", choices=["start"])
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    if not 1024 <= args.port <= 65535:
+        parser.error("--port must be between 1024 and 65535")
+    broker = TansuBroker(port=args.port)
+    try:
+        url = f"tcp://127.0.0.1:{args.port}"
+        if _listening(args.port):
+            raise TansuError(f"port {args.port} is already in use")
+        process = subprocess.Popen(
+            [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not _listening(args.port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise TansuError(f"tansu did not listen on {args.port}")
+            time.sleep(0.05)
+    except TansuError as exc:
+        print(f"error: {exc}")
+        return 1
+    print(f"tansu started on {broker.bootstrap} (pid {process.pid})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

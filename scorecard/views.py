@@ -5,6 +5,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from drills.forms import ParamsForm
+from drills.params import SPECS as PARAM_SPECS
 from drills.tasks import connection_settings
 from scorecard import services
 from scorecard.forms import ClusterForm, NotApplicableForm, RowForm, ScheduleForm
@@ -91,7 +92,9 @@ def check_detail(request, check_id: int):
     forms = {
         "params": ParamsForm(
             request.POST if which == "params" else None, check=check, connection=connection_settings(cluster)
-        ),
+        )
+        if check.kind in PARAM_SPECS
+        else None,
         "schedule": ScheduleForm(request.POST if which == "schedule" else None, instance=check),
         "applicability": NotApplicableForm(request.POST if which == "applicability" else None, instance=check),
     }
@@ -104,7 +107,7 @@ def check_detail(request, check_id: int):
             services.check_update(check=check, user=user, **{f: form.cleaned_data[f] for f in form.Meta.fields})
         messages.success(request, f"Saved the {which} of {check.get_kind_display()}.")
         return redirect("scorecard-check", check_id=check.pk)
-    if which == "run":
+    if which == "run" and forms["params"] is not None:
         services.check_run_request(check=check, requested_by=request.user.get_username())
         messages.info(request, f"Queued {check.get_kind_display()} on queue {cluster.worker_queue}.")
         return redirect("scorecard-check", check_id=check.pk)

@@ -99,32 +99,56 @@ def celery_env(django_db_blocker) -> dict:
     return {**os.environ, "DATABASE_URL": database_url, "SCORECARD_MODE": "test"}
 
 
-@pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker):
-    """A real `celery worker` process on a queue of its own, against the test database and Redis."""
-    env = celery_env(django_db_blocker)
-    queue = f"test-{uuid.uuid4().hex[:8]}"
+def start_worker(env: dict, queue: str, *, concurrency: int = 1) -> Worker:
     log_path = Path(tempfile.mkdtemp(prefix="worker-")) / "worker.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "-c", "1",
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "-c", str(concurrency),
              "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "-n", f"{queue}@%h"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+             "-n", f"{queue}-{uuid.uuid4().hex[:4]}@%h"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
+    worker = Worker(queue, process, log_path)
     deadline = time.monotonic() + 60
-    while "ready." not in log_path.read_text(errors="replace"):
+    while "ready." not in worker.log():
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            pytest.fail(f"celery worker did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+            pytest.fail(f"celery worker did not start:\n{worker.log()[-3000:]}")
         time.sleep(0.2)
-    yield Worker(queue, process, log_path)
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
+    return worker
+
+
+def stop_worker(worker: Worker) -> None:
+    if worker.process.poll() is None:
+        worker.process.send_signal(signal.SIGTERM)
+        try:
+            worker.process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.process.pid, signal.SIGKILL)
+            worker.process.wait(5)
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):
+    """A real `celery worker` process on a queue of its own, against the test database and Redis."""
+    worker = start_worker(celery_env(django_db_blocker), f"test-{uuid.uuid4().hex[:8]}")
+    yield worker
+    stop_worker(worker)
+
+
+@pytest.fixture
+def worker_factory(django_db_setup, django_db_blocker):
+    """Start workers a test may kill; whatever is left is stopped afterwards."""
+    started = []
+
+    def start(queue: str) -> Worker:
+        worker = start_worker(celery_env(django_db_blocker), queue)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        stop_worker(worker)
 
 
 def wait_for(predicate, *, timeout: float, interval: float = 0.2, message: str = "condition"):
@@ -147,6 +171,8 @@ def tansu():
     broker = TansuBroker().start()
     yield broker
     broker.kill()
+    # A command actuator may have restarted it as a detached process on the same port.
+    subprocess.run(["pkill", "-9", "-f", f"tcp://127.0.0.1:{broker.port}"], check=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from drills import views
+
+urlpatterns = [
+    path("clusters/<int:cluster_id>/drills/", views.drill_list, name="drills-list"),
+    path("drills/<int:run_id>/", views.drill_detail, name="drills-detail"),
+    path("drills/<int:run_id>/progress/", views.drill_progress, name="drills-progress"),
+    path("drills/<int:run_id>/abort/", views.drill_abort, name="drills-abort"),
+    path("drills/<int:run_id>/confirm/", views.drill_confirm_step, name="drills-confirm"),
+]

@@ -1,0 +1,72 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from drills import services
+from drills.charts import timeline_figure
+from drills.forms import DrillForm
+from drills.models import DrillRun, DrillTimeline
+from scorecard.models import Cluster
+
+
+@login_required
+def drill_list(request, cluster_id: int):
+    cluster = get_object_or_404(Cluster, pk=cluster_id)
+    form = DrillForm(request.POST or None, cluster=cluster)
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = services.drill_run_start(
+                cluster=cluster, scenario=form.cleaned_data["scenario"], params=form.params,
+                requested_by=request.user.get_username(),
+            )  # fmt: skip
+        except services.DrillRefused as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Queued the {run.get_scenario_display()} drill on {cluster.name}.")
+            return redirect("drills-detail", run_id=run.pk)
+    runs = DrillRun.objects.filter(cluster=cluster)[:50]
+    return render(request, "drills/list.html", {"cluster": cluster, "form": form, "runs": runs})
+
+
+def _run(run_id: int) -> DrillRun:
+    return get_object_or_404(DrillRun.objects.select_related("cluster"), pk=run_id)
+
+
+@login_required
+def drill_detail(request, run_id: int):
+    run = _run(run_id)
+    chart = None
+    timeline = DrillTimeline.objects.filter(run=run).first()
+    if timeline is not None:
+        chart = timeline_figure(timeline.data, title=f"{run.get_scenario_display()} on {run.cluster.name}").to_json()
+    return render(request, "drills/detail.html", {"run": run, "chart": chart})
+
+
+@login_required
+def drill_progress(request, run_id: int):
+    run = _run(run_id)
+    return JsonResponse({
+        "state": run.state, "phase": run.phase, "outcome": run.outcome, "progress": run.progress,
+        "awaiting_step": run.awaiting_step, "tripped_guardrail": run.tripped_guardrail,
+        "events": run.events[-15:], "active": run.active,
+    })  # fmt: skip
+
+
+@login_required
+@require_POST
+def drill_abort(request, run_id: int):
+    run = _run(run_id)
+    services.drill_run_abort_request(run=run, user=request.user.get_username())
+    messages.info(request, "Abort requested: the drill stops its fault and runs the recovery.")
+    return redirect("drills-detail", run_id=run.pk)
+
+
+@login_required
+@require_POST
+def drill_confirm_step(request, run_id: int):
+    run = _run(run_id)
+    if services.drill_step_confirm(run=run, user=request.user.get_username()):
+        messages.success(request, f"Confirmed: {run.awaiting_step}")
+    return redirect("drills-detail", run_id=run.pk)

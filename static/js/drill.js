@@ -1,0 +1,36 @@
+// Live view of a running drill: polls the progress endpoint and updates the page in place.
+(function () {
+  const live = document.getElementById("live");
+  if (!live || live.dataset.active !== "1") return;
+  const url = live.dataset.progressUrl;
+  const text = (id, value) => { document.getElementById(id).textContent = value; };
+
+  async function refresh() {
+    let data;
+    try {
+      const response = await fetch(url, {headers: {"Accept": "application/json"}});
+      if (!response.ok) throw new Error(response.status);
+      data = await response.json();
+    } catch (err) {
+      setTimeout(refresh, 3000);
+      return;
+    }
+    const p = data.progress || {};
+    text("state", (data.outcome || data.state).toUpperCase());
+    text("phase", data.phase || "queued");
+    text("elapsed", `${p.elapsed_s ?? 0} s`);
+    text("records", `${p.acked ?? 0} acknowledged, ${p.failed ?? 0} failed, ${p.consumed ?? 0} consumed`);
+    const guards = Object.entries(p.guardrails || {}).map(([name, g]) => `${name}: ${g.value ?? "—"} (limit ${g.limit})`);
+    if (guards.length) text("guardrails", guards.join(", "));
+    text("tripped", data.tripped_guardrail || p.tripped || "—");
+    const step = document.getElementById("step");
+    step.hidden = !data.awaiting_step;
+    text("step-text", data.awaiting_step || "");
+    if (data.active) {
+      setTimeout(refresh, 1000);
+    } else {
+      window.location.reload();  // the figures and the timeline are rendered by the server
+    }
+  }
+  setTimeout(refresh, 1000);
+})();
