@@ -117,7 +117,7 @@ class CommandActuator:
         result = {
             "argv": argv,
             "exit_code": done.returncode,
-            "seconds": round(time.monotonic() - started, 3),
+            "command_seconds": round(time.monotonic() - started, 3),
             "output": (done.stdout + done.stderr)[-MAX_OUTPUT:],
         }
         if done.returncode != 0:

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -100,6 +101,7 @@ class DrillEngine:
         producer = kafka.SustainedProducer(self.connection, topic=self.config.topic, timeout=self.config.fault_seconds
                                            + self.config.settle_seconds + 30)  # fmt: skip
         seqs = dict.fromkeys(partitions, 0)
+        recreated_ns = 0
         interval = self.config.interval_ms / 1000
         next_tick = time.monotonic()
         try:
@@ -111,11 +113,13 @@ class DrillEngine:
                         self.deliveries.append(delivery)
                     producer.send(delivery, self.run_id)
                 producer.poll(0)
-                if producer.fatal_error:
-                    # An idempotent producer in a fatal state never recovers: record it, replace it.
-                    self.fatal_errors.append({"at_s": round(self.elapsed(), 3), "error": producer.fatal_error})
-                    self.event("producer_fatal", error=producer.fatal_error)
+                reason = producer.fatal_error or self._stalled(since_ns=recreated_ns)
+                if reason:
+                    # A producer in a fatal state never recovers: record it, replace it, go on.
+                    self.fatal_errors.append({"at_s": round(self.elapsed(), 3), "error": reason})
+                    self.event("producer_fatal", error=reason)
                     producer.recreate()
+                    recreated_ns = time.time_ns()
                     self.event("producer_recreated")
                 next_tick += interval
                 delay = next_tick - time.monotonic()
@@ -127,6 +131,23 @@ class DrillEngine:
             unreported = producer.close(DRAIN_SECONDS)
             if unreported:
                 self.event("producer_unreported", records=unreported)
+
+    def _stalled(self, *, since_ns: int) -> str | None:
+        """After recovery, a producer with records outstanding and no acknowledgement for a while
+        is stuck (an idempotent producer whose broker forgot its id keeps retrying forever)."""
+        if self.recover_ns is None:
+            return None
+        stall_ns = int(max(2.0, 3 * self.config.latency_slo_ms / 1000) * 1e9)
+        now = time.time_ns()
+        if now - max(self.recover_ns, since_ns) < stall_ns:
+            return None
+        with self.lock:
+            recent = self.deliveries[-5000:]
+        last_ack = max((d.acked_ns for d in recent if d.acked_ns and not d.error), default=0)
+        outstanding = any(d.acked_ns is None and d.sent_ns < now - stall_ns for d in recent)
+        if outstanding and now - last_ack >= stall_ns:
+            return f"no acknowledgement for {stall_ns / 1e9:.1f} s after recovery while records wait (producer stuck)"
+        return None
 
     def _consume(self, start: dict[int, int]) -> None:
         reader = kafka.LiveReader(self.connection, topic=self.config.topic, start=start, timeout=10)
@@ -443,6 +464,7 @@ class DrillEngine:
             "fault_at_s": None if fault_ms is None else round(fault_ms / 1000, 3),
             "recovery_at_s": None if recover_ms is None else round(recover_ms / 1000, 3),
             "producer_fatal_errors": self.fatal_errors,
+            "produce_errors": dict(Counter(d.error for d in deliveries if d.error).most_common(10)),
             "manual_steps": self.manual_steps,
         }
         if fault_ms is not None:

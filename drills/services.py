@@ -256,19 +256,7 @@ def drill_run_recover_abandoned(*, run_id: int, stale_seconds: float, worker: st
     run = DrillRun.objects.select_related("cluster").get(pk=run_id)
     if not claimed and run.state != DrillRun.State.RECOVERING:
         return None
-    plan = run.recovery_plan or {}
-    errors = []
-    actuator = build_actuator(run, {int(k): v for k, v in plan.get("brokers", {}).items()})
-    from drills.actuators import Action
-
-    for step in plan.get("actions", []):
-        action = Action(step["op"], step["broker"], step.get("topic", ""), step.get("partition", -1))
-        try:
-            if actuator is not None and not isinstance(actuator, ManualActuator):
-                actuator.perform(action)
-            drill_run_event(run_id=run.pk, kind="watchdog_recovery", detail={"action": step})
-        except ActuatorError as exc:
-            errors.append(f"{action.describe()}: {exc}")
+    errors = drill_run_recovery_plan_execute(run=run, by=worker)
     drill_run_event(run_id=run.pk, kind="worker_lost", detail={"recovered_by": worker, "errors": errors})
     return drill_run_finish(
         run=run, outcome=DrillRun.Outcome.ABORTED, figures=run.figures or {}, timeline=None, tripped="worker_lost",
@@ -276,6 +264,31 @@ def drill_run_recover_abandoned(*, run_id: int, stale_seconds: float, worker: st
         + (f" with errors: {'; '.join(errors)}" if errors else ""),
         manual_steps=run.manual_steps,
     )  # fmt: skip
+
+
+def drill_run_recovery_plan_execute(*, run: DrillRun, by: str) -> list[str]:
+    """Perform the recovery plan stored before the fault; returns the steps that failed.
+
+    Recovery steps are idempotent (start a started broker, move a leader where it is), so
+    running them after a partial recovery is safe. A manual actuator cannot be driven by a
+    machine: its steps are recorded for a person instead.
+    """
+    from drills.actuators import Action
+
+    plan = run.recovery_plan or {}
+    actuator = build_actuator(run, {int(k): v for k, v in plan.get("brokers", {}).items()})
+    errors = []
+    for step in plan.get("actions", []):
+        action = Action(step["op"], step["broker"], step.get("topic", ""), step.get("partition", -1))
+        if actuator is None or isinstance(actuator, ManualActuator):
+            errors.append(f"{action.describe()}: needs a person")
+            continue
+        try:
+            detail = actuator.perform(action) or {}
+            drill_run_event(run_id=run.pk, kind="watchdog_recovery", detail={"action": step, "by": by, **detail})
+        except ActuatorError as exc:
+            errors.append(f"{action.describe()}: {exc}")
+    return errors
 
 
 def heartbeat_stale_seconds() -> float:

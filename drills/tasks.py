@@ -175,6 +175,17 @@ def _run_drill(run: DrillRun, config: SimpleNamespace, connection: kafka.Connect
         drill_services.drill_run_finish(run=run, outcome="aborted", figures={}, timeline=None, tripped="deadline",
                                         error="the drill passed its deadline", manual_steps=0)  # fmt: skip
         return
+    except Exception as exc:  # a bug must not leave the cluster disrupted or the run RUNNING
+        log.exception("drill %s crashed", run.pk)
+        run.refresh_from_db()
+        errors = drill_services.drill_run_recovery_plan_execute(run=run, by="crash handler")
+        drill_services.drill_run_finish(
+            run=run, outcome="aborted", figures={}, timeline=None, tripped="",
+            error=f"the drill engine crashed ({type(exc).__name__}); the recovery plan ran"
+            + (f" with errors: {'; '.join(errors)}" if errors else ""),
+            manual_steps=0,
+        )  # fmt: skip
+        return
     drill_services.drill_run_finish(
         run=run, outcome=result.outcome, figures=result.figures, timeline=result.timeline, tripped=result.tripped,
         error=result.error, manual_steps=result.manual_steps,

@@ -73,6 +73,8 @@ class Cluster(models.Model):
     actuator = models.CharField(max_length=20, choices=Actuator.choices, default=Actuator.NONE)
     sandbox_control = models.CharField(max_length=500, blank=True)
     standby = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="primaries")
+    # Command actuator: {"broker_down": [argv...], "broker_up": [argv...], "timeout_seconds": 60}
+    actuator_commands = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -1,0 +1,181 @@
+"""Drills end to end: started through the service, run by real worker processes, recorded."""
+
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+from config.celery import app
+from drills import kafka
+from drills import services as drill_services
+from drills.models import DrillRun, DrillTimeline
+from scorecard.models import Actuator, Check, CheckRun, Evidence
+from tests.conftest import wait_for
+from tests.factories import register
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUICK = {"baseline_seconds": 2, "settle_seconds": 3}
+
+
+def sandbox_cluster(sandbox, queue: str, name: str = "drilled"):
+    return register(
+        name=name, bootstrap=sandbox.bootstrap, worker_queue=queue, expected_brokers=3, drills_allowed=True,
+        actuator=Actuator.SANDBOX, sandbox_control=sandbox.control_path,
+    ).cluster  # fmt: skip
+
+
+def finished(run: DrillRun) -> DrillRun | None:
+    run.refresh_from_db()
+    return None if run.active else run
+
+
+def test_a_broker_loss_drill_runs_in_a_worker_and_updates_the_rows(sandbox, worker_factory):
+    worker = worker_factory("drills-a")
+    cluster = sandbox_cluster(sandbox, worker.queue)
+    params = {**QUICK, "fault_seconds": 2}
+    run = drill_services.drill_run_start(cluster=cluster, scenario="broker_loss", params=params, requested_by="sre")
+    run = wait_for(lambda: finished(run), timeout=90, message="the drill to finish")
+    assert (run.state, run.outcome) == ("done", "passed"), (run.error, run.figures)
+    assert run.figures["rpo_acked_lost"] == 0
+    assert abs(run.figures["write_rto_s"] - 2) <= 0.5
+    assert DrillTimeline.objects.get(run=run).data["records"]
+    assert {e["kind"] for e in run.events} >= {"fault", "action", "phase"}
+    by_row = {e.row_key: e for e in Evidence.objects.filter(check_obj__kind="drill_results")}
+    assert set(by_row) == {"durability", "metadata", "client_continuity", "automation"}
+    assert by_row["durability"].status == "PASS"
+    assert by_row["automation"].measurements["drill_run"] == run.pk
+    # Drill cadence is re-computed after the drill.
+    assert CheckRun.objects.filter(check_obj__kind="drill_cadence", requested_by=f"drill {run.pk}").exists()
+    assert all(b["up"] for b in sandbox.control.call("status")["brokers"])
+
+
+def test_a_tripped_guardrail_stops_the_fault_and_runs_the_recovery(sandbox, worker_factory):
+    worker = worker_factory("drills-b")
+    cluster = sandbox_cluster(sandbox, worker.queue)
+    params = {**QUICK, "fault_seconds": 60, "max_duration_seconds": 6}
+    run = drill_services.drill_run_start(cluster=cluster, scenario="broker_loss", params=params, requested_by="sre")
+    run = wait_for(lambda: finished(run), timeout=60, message="the guarded drill to stop")
+    assert (run.state, run.outcome, run.tripped_guardrail) == ("aborted", "aborted", "max_duration")
+    tripped = next(e for e in run.events if e["kind"] == "guardrail_tripped")
+    assert tripped["guardrail"] == "max_duration" and 5.5 <= tripped["at_s"] <= 8
+    assert all(b["up"] for b in sandbox.control.call("status")["brokers"])
+    automation = Evidence.objects.get(check_obj__kind="drill_results", row_key="automation")
+    assert "guardrail max_duration tripped" in automation.summary
+
+
+def test_a_second_drill_on_the_same_cluster_is_refused(sandbox, worker_factory):
+    worker = worker_factory("drills-c")
+    cluster = sandbox_cluster(sandbox, worker.queue)
+    first = drill_services.drill_run_start(
+        cluster=cluster, scenario="lag_catch_up", params={**QUICK, "fault_seconds": 5}, requested_by="sre"
+    )
+    with pytest.raises(drill_services.DrillRefused, match="already running"):
+        drill_services.drill_run_start(cluster=cluster, scenario="broker_loss", params=QUICK, requested_by="other")
+    assert DrillRun.objects.filter(cluster=cluster).count() == 1
+    wait_for(lambda: finished(first), timeout=60, message="the first drill")
+    # Once it is over, the next one may start.
+    second = drill_services.drill_run_start(
+        cluster=cluster, scenario="leader_change", params={**QUICK, "fault_seconds": 1}, requested_by="other"
+    )
+    wait_for(lambda: finished(second), timeout=60, message="the second drill")
+
+
+def test_drills_are_refused_where_not_allowed_or_without_an_actuator(sandbox):
+    blocked = register(name="no-drills", bootstrap=sandbox.bootstrap).cluster
+    with pytest.raises(drill_services.DrillRefused, match="not allowed"):
+        drill_services.drill_run_start(cluster=blocked, scenario="broker_loss", params={}, requested_by="sre")
+    no_actuator = register(name="no-actuator", bootstrap=sandbox.bootstrap, drills_allowed=True).cluster
+    with pytest.raises(drill_services.DrillRefused, match="no actuator"):
+        drill_services.drill_run_start(cluster=no_actuator, scenario="broker_loss", params={}, requested_by="sre")
+    assert not DrillRun.objects.exists()
+
+
+def test_the_watchdog_recovers_the_cluster_when_the_drill_worker_is_killed(sandbox, worker_factory):
+    doomed = worker_factory("drills-d")
+    cluster = sandbox_cluster(sandbox, doomed.queue)
+    run = drill_services.drill_run_start(cluster=cluster, scenario="broker_loss",
+                                         params={**QUICK, "fault_seconds": 120, "max_duration_seconds": 300},
+                                         requested_by="sre")  # fmt: skip
+
+    def broker_down():
+        return any(not b["up"] for b in sandbox.control.call("status")["brokers"])
+
+    wait_for(broker_down, timeout=60, message="the fault to be injected")
+    run.refresh_from_db()
+    assert run.recovery_plan["actions"], "the recovery plan is stored before the fault"
+    os.killpg(doomed.process.pid, signal.SIGKILL)  # the worker and its pool child, mid-drill
+    doomed.process.wait(10)
+    rescuer = worker_factory("drills-d")
+
+    def recovered():
+        app.send_task("drills.tasks.drill_watchdog", args=[3], queue=rescuer.queue)
+        time.sleep(2)
+        return finished(run)
+
+    run = wait_for(recovered, timeout=90, interval=0.5, message="the watchdog to recover the drill")
+    assert (run.state, run.outcome, run.tripped_guardrail) == ("aborted", "aborted", "worker_lost")
+    assert not broker_down()
+    assert any(e["kind"] == "watchdog_recovery" for e in run.events)
+    assert "watchdog ran the recovery" in run.error
+
+
+def test_killing_tansu_through_the_command_actuator_loses_acknowledged_records(tansu, worker_factory):
+    worker = worker_factory("drills-e")
+    connection = kafka.ConnectionSettings(tansu.bootstrap)
+    kafka.topic_create(connection, name="__recovery_probe", partitions=1, replication_factor=1, timeout=5)
+    commands = {
+        "broker_down": ["pkill", "-9", "-f", "tcp://127.0.0.1:{port}"],
+        "broker_up": [sys.executable, "-m", "drills.tansu", "start", "--port", "{port}"],
+        "timeout_seconds": 30,
+    }
+    cluster = register(
+        name="tansu", bootstrap=tansu.bootstrap, worker_queue=worker.queue, drills_allowed=True,
+        actuator=Actuator.COMMAND, actuator_commands=commands,
+    ).cluster  # fmt: skip
+    run = drill_services.drill_run_start(cluster=cluster, scenario="broker_loss",
+                                         params={**QUICK, "fault_seconds": 1, "settle_seconds": 8},
+                                         requested_by="sre")  # fmt: skip
+    run = wait_for(lambda: finished(run), timeout=120, message="the Tansu drill")
+    f = run.figures
+    assert f["rpo_acked_lost"] > 0, (run.error, f)
+    assert run.outcome == "failed"
+    actions = [e for e in run.events if e["kind"] == "action"]
+    assert actions[0]["argv"][:3] == ["pkill", "-9", "-f"] and actions[0]["exit_code"] == 0
+    assert "tansu started" in actions[1]["output"]
+    durability = Evidence.objects.get(check_obj__kind="drill_results", row_key="durability")
+    assert durability.status == "FAIL" and "acknowledged records lost" in durability.summary
+    # The reused idempotent producer cannot continue after the restart: recorded, recreated.
+    assert f["producer_fatal_errors"], (f["produce_errors"], f["write_rto_s"], f["records_failed"], run.events[-8:])
+    continuity = Evidence.objects.get(check_obj__kind="drill_results", row_key="client_continuity")
+    assert "fatal state" in continuity.summary
+
+
+def test_a_manual_drill_waits_for_a_person_and_counts_the_steps(sandbox, worker_factory):
+    worker = worker_factory("drills-f")
+    cluster = register(
+        name="manual", bootstrap=sandbox.bootstrap, worker_queue=worker.queue, drills_allowed=True,
+        actuator=Actuator.MANUAL,
+    ).cluster  # fmt: skip
+    run = drill_services.drill_run_start(
+        cluster=cluster, scenario="broker_loss", params={**QUICK, "fault_seconds": 1, "broker": 2}, requested_by="sre"
+    )
+
+    def waiting():
+        run.refresh_from_db()
+        return run.awaiting_step
+
+    for step, fault in (("stop broker 2", lambda: sandbox.control.call("broker_down", broker=2)),
+                        ("start broker 2", lambda: sandbox.control.call("broker_up", broker=2))):  # fmt: skip
+        assert wait_for(waiting, timeout=60, message=f"the step {step}") == step
+        fault()  # the person does it
+        assert drill_services.drill_step_confirm(run=run, user="oncall")
+        wait_for(lambda: not waiting(), timeout=30, message="the confirmation to be taken")
+    run = wait_for(lambda: finished(run), timeout=60, message="the manual drill")
+    assert run.manual_steps == 2
+    assert [e["kind"] for e in run.events].count("step_confirmed") == 2
+    automation = Evidence.objects.get(check_obj__kind="drill_results", row_key="automation")
+    assert automation.status == "WARN" and "2 manual steps" in automation.summary
+    assert not Check.objects.filter(kind="drill_results", interval_seconds__lt=86400).exists()
