@@ -24,6 +24,8 @@ class ClusterForm(forms.ModelForm):
             "worker_queue",
             "standby",
             "drills_allowed",
+            "actuator",
+            "actuator_commands",
         ]
         labels = {
             "ssl_ca_pem": "CA certificate (PEM)",
@@ -36,11 +38,22 @@ class ClusterForm(forms.ModelForm):
             "expected_brokers": "Cluster health warns when fewer brokers answer.",
             "standby": "The cluster this one fails over or migrates to; adds the standby parity check.",
             "drills_allowed": "Allow disruptive drills on this cluster.",
+            "actuator": "What performs a drill's faults and recovery.",
+            "actuator_commands": (
+                'Administrators only. {"broker_down": ["systemctl", "stop", "kafka@{broker}"], "broker_up": [...], '
+                '"timeout_seconds": 60}: run without a shell; placeholders {broker}, {host}, {port}, {rack}.'
+            ),
         }
-        widgets = {"ssl_ca_pem": forms.Textarea(attrs={"rows": 3})}
+        widgets = {
+            "ssl_ca_pem": forms.Textarea(attrs={"rows": 3}),
+            "actuator_commands": forms.Textarea(attrs={"rows": 4}),
+        }
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
+        # Command templates run programs on the workers: only administrators may set them.
+        if user is None or not user.is_staff:
+            del self.fields["actuator_commands"]
         others = Cluster.objects.all()
         if self.instance.pk:
             others = others.exclude(pk=self.instance.pk)

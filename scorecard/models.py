@@ -105,10 +105,13 @@ class Cluster(models.Model):
         if self.actuator == Actuator.COMMAND:
             from drills.actuators import validate_command_templates
 
-            try:
-                validate_command_templates(self.actuator_commands)
-            except ValueError as exc:
-                errors["actuator_commands"] = str(exc)
+            if not self.actuator_commands:
+                errors["actuator"] = "The command actuator needs command templates, set by an administrator."
+            else:
+                try:
+                    validate_command_templates(self.actuator_commands)
+                except ValueError as exc:
+                    errors["actuator_commands"] = str(exc)
         if self.standby_id and self.standby_id == self.pk:
             errors["standby"] = "A cluster cannot be its own standby."
         if errors:

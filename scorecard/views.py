@@ -27,7 +27,7 @@ def index(request):
 
 @login_required
 def cluster_new(request):
-    form = ClusterForm(request.POST or None)
+    form = ClusterForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         scorecard = services.cluster_register(cluster=form.save(commit=False))
         messages.success(request, f"Registered {scorecard.cluster.name} with its five-row scorecard.")
@@ -38,7 +38,7 @@ def cluster_new(request):
 @login_required
 def cluster_edit(request, cluster_id: int):
     cluster = get_object_or_404(Cluster, pk=cluster_id)
-    form = ClusterForm(request.POST or None, instance=cluster)
+    form = ClusterForm(request.POST or None, instance=cluster, user=request.user)
     if request.method == "POST" and form.is_valid():
         services.cluster_update(cluster=form.save(commit=False))
         messages.success(request, f"Saved {cluster.name}.")
