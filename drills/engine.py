@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 TICK = 0.1  # seconds between guardrail evaluations
 METADATA_EVERY = 0.25
+METADATA_TIMEOUT = 0.5
 PROGRESS_EVERY = 0.5
 DRAIN_SECONDS = 10.0
 
@@ -164,9 +165,11 @@ class DrillEngine:
             reader.close()
 
     def _watch_metadata(self) -> None:
+        # A short timeout: a request stuck on a stopped broker must not blind the watcher for long.
+        admin = kafka.admin_client(self.connection, timeout=METADATA_TIMEOUT)
         while not self.stop_metadata.wait(METADATA_EVERY):
             try:
-                md = kafka.cluster_metadata(self.connection, timeout=2)
+                md = kafka.cluster_metadata(self.connection, timeout=METADATA_TIMEOUT, admin=admin, racks=False)
             except kafka.KafkaCallError as exc:
                 self.samples.append({"t_ms": self.ms(time.time_ns()), "error": exc.reason})
                 continue

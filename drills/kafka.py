@@ -105,6 +105,11 @@ def _admin(settings: ConnectionSettings, timeout: float) -> AdminClient:
     return AdminClient(settings.client_config(timeout))
 
 
+def admin_client(settings: ConnectionSettings, *, timeout: float) -> AdminClient:
+    """A client to keep for repeated metadata polls (a drill's watcher)."""
+    return AdminClient({**settings.client_config(timeout), "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 200})
+
+
 # --- metadata -----------------------------------------------------------------------------
 
 
@@ -147,28 +152,38 @@ class ClusterMetadata:
         return sorted((p for p in self.partitions if p.topic == topic), key=lambda p: p.id)
 
 
-def cluster_metadata(settings: ConnectionSettings, *, timeout: float, topic: str | None = None) -> ClusterMetadata:
-    """Brokers, controller and every partition's leader, replicas and ISR, plus racks where known."""
-    admin = _admin(settings, timeout)
+def cluster_metadata(
+    settings: ConnectionSettings,
+    *,
+    timeout: float,
+    topic: str | None = None,
+    admin: AdminClient | None = None,
+    racks: bool = True,
+) -> ClusterMetadata:
+    """Brokers, controller and every partition's leader, replicas and ISR, plus racks where known.
+
+    Pass `admin` (from `admin_client`) to poll repeatedly over one set of connections."""
+    admin = admin or _admin(settings, timeout)
     try:
         metadata = admin.list_topics(topic=topic, timeout=timeout)
     except KafkaException as exc:
         raise _translate(exc, "Metadata") from None
     requests = 1
-    racks: dict[int, str | None] = {}
+    rack_of: dict[int, str | None] = {}
     racks_known = False
     try:
-        description = admin.describe_cluster(request_timeout=timeout).result(timeout=timeout + 1)
-        racks = {node.id: node.rack for node in description.nodes}
-        racks_known = True
-        requests += 1
+        if racks:
+            description = admin.describe_cluster(request_timeout=timeout).result(timeout=timeout + 1)
+            rack_of = {node.id: node.rack for node in description.nodes}
+            racks_known = True
+            requests += 1
     except KafkaException as exc:
         log.info("describe_cluster unavailable: %s", _translate(exc, "DescribeCluster").reason)
     except TimeoutError:
         log.info("describe_cluster timed out")
     brokers = tuple(
         sorted(
-            (BrokerInfo(b.id, b.host, b.port, racks.get(b.id)) for b in metadata.brokers.values()),
+            (BrokerInfo(b.id, b.host, b.port, rack_of.get(b.id)) for b in metadata.brokers.values()),
             key=lambda b: b.id,
         )
     )
