@@ -57,8 +57,9 @@ class DrillResult:
 
 class DrillEngine:
     def __init__(self, *, connection: kafka.ConnectionSettings, actuator, plan: FaultPlan,
-                 config: SimpleNamespace, hooks: Hooks):  # fmt: skip
+                 config: SimpleNamespace, hooks: Hooks, standby: kafka.ConnectionSettings | None = None):  # fmt: skip
         self.connection = connection
+        self.standby = standby
         self.actuator = actuator
         self.plan = plan
         self.config = config
@@ -103,6 +104,7 @@ class DrillEngine:
                                            + self.config.settle_seconds + 30)  # fmt: skip
         seqs = dict.fromkeys(partitions, 0)
         recreated_ns = 0
+        next_stall_check = 0.0
         interval = self.config.interval_ms / 1000
         next_tick = time.monotonic()
         try:
@@ -114,7 +116,10 @@ class DrillEngine:
                         self.deliveries.append(delivery)
                     producer.send(delivery, self.run_id)
                 producer.poll(0)
-                reason = producer.fatal_error or self._stalled(since_ns=recreated_ns)
+                reason = producer.fatal_error
+                if reason is None and time.monotonic() >= next_stall_check:
+                    next_stall_check = time.monotonic() + 0.5
+                    reason = self._stalled(since_ns=recreated_ns)
                 if reason:
                     # A producer in a fatal state never recovers: record it, replace it, go on.
                     self.fatal_errors.append({"at_s": round(self.elapsed(), 3), "error": reason})
@@ -322,6 +327,8 @@ class DrillEngine:
             elif self.plan.client_fault == "consumer_restart":
                 self._group_kill(group)
                 group = None
+            elif self.plan.client_fault == "standby_cutover":
+                self._cutover()
             for action in self.plan.inject:
                 self.injected.append(action)
                 self.perform(action)
@@ -418,6 +425,43 @@ class DrillEngine:
         self.event("consumer_resumed", **self.group_figures)
         return group
 
+    # --- standby cutover --------------------------------------------------------------------
+
+    def _cutover(self) -> None:
+        """A canary group moves to the standby: its synced offsets must exist and resume with no gap."""
+        c = self.config
+        partitions = [(c.canary_topic, p.id) for p in kafka.cluster_metadata(
+            self.standby, timeout=10, topic=c.canary_topic).topic_partitions(c.canary_topic) if p.id >= 0]  # fmt: skip
+        on_standby = kafka.committed_offsets(self.standby, group=c.canary_group, partitions=partitions, timeout=10)
+        on_primary = kafka.committed_offsets(self.connection, group=c.canary_group, partitions=partitions, timeout=10)
+        synced = {p: o for (_, p), o in on_standby.items() if o is not None}
+        reader = kafka.GroupReader(self.standby, topic=c.canary_topic, group=c.canary_group, timeout=10)
+        first: dict[int, int] = {}
+        try:
+            deadline = time.monotonic() + max(10.0, c.fault_seconds)
+            while synced and time.monotonic() < deadline and len(first) < len(synced):
+                for record in reader.poll(0.1):
+                    if record.partition not in first:
+                        first[record.partition] = record.offset
+                        self.resume_ns = self.resume_ns or record.consumed_ns
+        finally:
+            reader.close()  # no commit: a rehearsal leaves the canary group's offsets where they were
+        self.group_figures = {
+            "canary_group": c.canary_group,
+            "committed": {str(p): o for p, o in synced.items()},
+            "partitions_committed": len(synced),
+            "partitions_without_synced_offsets": sorted(p for (_, p), o in on_standby.items() if o is None),
+            "offset_lag_vs_primary": {
+                str(p): (on_primary.get((c.canary_topic, p)) or 0) - o for p, o in synced.items()
+            },
+            "first_offset_after_restart": {str(p): o for p, o in first.items()},
+            "gap_records": sum(max(0, first[p] - o) for p, o in synced.items() if p in first),
+            "partitions_resumed": len(first),
+        }
+        if not synced:
+            self.group_figures["partitions_committed"] = len(partitions)  # none synced: nothing resumed
+        self.event("standby_cutover", **self.group_figures)
+
     # --- figures --------------------------------------------------------------------------
 
     def _result(self, partitions: list[int], start: dict[int, int], error: str) -> DrillResult:
@@ -483,7 +527,7 @@ class DrillEngine:
             if self.plan.client_fault == "lag_catch_up":
                 figures.update(self._catch_up(records, recover_ms))
         if self.group_figures:
-            figures["consumer_restart"] = self.group_figures
+            figures[self.plan.client_fault] = self.group_figures
             if self.resume_ns and self.fault_ns:
                 figures["consumer_resume_s"] = round((self.resume_ns - self.fault_ns) / 1e9, 3)
         figures["guardrails"] = {name: g["limit"] for name, g in self.guardrails().items()}

@@ -8,7 +8,7 @@ from drills.actuators import Action
 from drills.kafka import ClusterMetadata
 
 CLUSTER_FAULTS = ("broker_loss", "zone_loss", "leader_change")
-CLIENT_FAULTS = ("consumer_restart", "lag_catch_up")
+CLIENT_FAULTS = ("consumer_restart", "lag_catch_up", "standby_cutover")
 SUPPORTED = CLUSTER_FAULTS + CLIENT_FAULTS
 
 
@@ -48,9 +48,11 @@ def plan(scenario: str, metadata: ClusterMetadata, *, topic: str, broker: int | 
     if scenario not in SUPPORTED:
         raise ScenarioError(f"scenario {scenario} is not supported by the drill engine")
     if scenario in CLIENT_FAULTS:
-        what = "a consumer group member dies without committing, then a new one joins"
-        if scenario == "lag_catch_up":
-            what = "the consumer pauses while producing continues, then catches up"
+        what = {
+            "consumer_restart": "a consumer group member dies without committing, then a new one joins",
+            "lag_catch_up": "the consumer pauses while producing continues, then catches up",
+            "standby_cutover": "a canary group moves to the standby and resumes from its synced offsets",
+        }[scenario]
         return FaultPlan(what, client_fault=scenario)
     if broker is not None and broker not in metadata.broker_ids:
         raise ScenarioError(f"broker {broker} is not among the live brokers {sorted(metadata.broker_ids)}")

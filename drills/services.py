@@ -39,6 +39,9 @@ def drill_run_start(*, cluster: Cluster, scenario: str, params: dict, requested_
     if scenario in CLUSTER_FAULTS and cluster.actuator == Actuator.NONE:
         raise DrillRefused(f"{cluster.name} has no actuator configured to inject {Scenario(scenario).label}")
     parsed = drill_params.parse("drill", params)  # ParamError names each bad parameter
+    if scenario == "standby_cutover" and (cluster.standby_id is None or not parsed.canary_group
+                                          or not parsed.canary_topic):  # fmt: skip
+        raise DrillRefused("a standby cutover rehearsal needs a registered standby, a canary group and its topic")
     guardrails = {
         name: getattr(parsed, name)
         for name in ("max_duration_seconds", "max_error_rate", "max_consumer_lag", "min_healthy_brokers")
@@ -201,17 +204,22 @@ def drill_evidence_record(*, run: DrillRun) -> None:
     if f.get("fault_at_s") is not None:
         rto = f.get("write_rto_s")
         fatal = len(f.get("producer_fatal_errors") or [])
-        gap = (f.get("consumer_restart") or {}).get("gap_records", 0)
+        group = f.get("consumer_restart") or f.get("standby_cutover") or {}
+        gap = group.get("gap_records", 0)
         summary = (
             f"{label}: write RTO {rto if rto is not None else 'not recovered'} s, read RTO {f.get('read_rto_s')} s"
         )
         if fatal:
             summary += f"; the producer entered a fatal state {fatal} times and was recreated"
-        if "consumer_resume_s" in f:
-            summary += f"; consumer resumed in {f['consumer_resume_s']} s with a gap of {gap} records"
+        if group:
+            summary += (
+                f"; {group.get('partitions_resumed', 0)} of {group.get('partitions_committed', 0)} partitions resumed"
+                f" in {f.get('consumer_resume_s', 'n/a')} s with a gap of {gap} records"
+            )
         if "catch_up_s" in f:
             summary += f"; caught up {f.get('catch_up_records')} records in {f['catch_up_s']} s"
-        fail = rto is None or rto > p.get("write_rto_target_seconds", 30) or gap > 0
+        unresumed = group.get("partitions_resumed", 0) < group.get("partitions_committed", 0)
+        fail = rto is None or rto > p.get("write_rto_target_seconds", 30) or gap > 0 or unresumed
         rows.append((RowKey.CLIENT_CONTINUITY, _status(fail, bool(fatal)), summary))
     automation_fail = run.outcome == DrillRun.Outcome.FAILED or (run.error and not run.tripped_guardrail)
     automation_summary = f"{label}: {run.outcome or run.state}"

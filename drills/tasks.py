@@ -138,6 +138,8 @@ class Heartbeat(threading.Thread):
 def run_drill(run_id: int) -> None:
     worker = f"celery@{socket.gethostname()}"
     run = drill_services.drill_run_claim(run_id=run_id, worker=worker)
+    if run is not None:
+        run = DrillRun.objects.select_related("cluster__standby").get(pk=run.pk)
     if run is None:
         log.info("drill %s already claimed or gone; nothing to do", run_id)
         return
@@ -165,6 +167,7 @@ def _run_drill(run: DrillRun, config: SimpleNamespace, connection: kafka.Connect
             plan=plan,
             config=config,
             hooks=_drill_hooks(run.pk, brokers),
+            standby=connection_settings(run.cluster.standby) if run.cluster.standby else None,
         ).run()
     except (kafka.KafkaCallError, scenarios.ScenarioError, ActuatorError) as exc:
         drill_services.drill_run_finish(run=run, outcome="aborted", figures={}, timeline=None, tripped="",

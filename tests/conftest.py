@@ -63,6 +63,14 @@ def sandbox():
     stop_sandbox(cluster, directory)
 
 
+@pytest.fixture
+def standby_sandbox():
+    """A second sandbox cluster, as a standby."""
+    cluster, directory = start_sandbox()
+    yield cluster
+    stop_sandbox(cluster, directory)
+
+
 @pytest.fixture(scope="session")
 def shared_sandbox():
     """One sandbox cluster for tests that only read or write records; never disrupt it."""

@@ -112,3 +112,43 @@ def test_a_zone_holding_every_broker_is_refused(sandbox):
     metadata = kafka.cluster_metadata(sandbox.connection, timeout=5, topic="__recovery_probe")
     with pytest.raises(scenarios.ScenarioError, match="every broker"):
         scenarios.plan("zone_loss", metadata, topic="__recovery_probe", broker=None, zone="a", move_leaders=False)
+
+
+def cutover(primary, standby, **overrides):
+    cfg = config(fault_seconds=1, canary_group="ledger", canary_topic="orders", **overrides)
+    metadata = kafka.cluster_metadata(primary.connection, timeout=5, topic=cfg.topic)
+    plan = scenarios.plan("standby_cutover", metadata, topic=cfg.topic, broker=None, zone=None, move_leaders=False)
+    return DrillEngine(connection=primary.connection, actuator=None, plan=plan, config=cfg, hooks=Hooks(),
+                       standby=standby.connection).run()  # fmt: skip
+
+
+def seed_group(cluster, *, commit: bool):
+    cluster.control.call("topic_create", name="orders", partitions=3, replication_factor=3)
+    values = [(p, b"order") for _ in range(50) for p in range(3)]
+    kafka.produce_values(cluster.connection, topic="orders", values=values, timeout=10)
+    if commit:
+        offsets = {("orders", p): 40 for p in range(3)}
+        kafka.commit_offsets(cluster.connection, group="ledger", offsets=offsets, timeout=5)
+
+
+def test_a_standby_cutover_resumes_the_canary_group_from_its_synced_offsets(sandbox, standby_sandbox):
+    seed_group(sandbox, commit=True)
+    seed_group(standby_sandbox, commit=True)
+    result = cutover(sandbox, standby_sandbox)
+    group = result.figures["standby_cutover"]
+    assert result.outcome == "passed", (result.error, result.figures)
+    assert group["partitions_resumed"] == group["partitions_committed"] == 3
+    assert group["gap_records"] == 0
+    assert group["first_offset_after_restart"] == {"0": 40, "1": 40, "2": 40}
+    # A rehearsal leaves the canary group's offsets as they were on the standby.
+    offsets = kafka.committed_offsets(standby_sandbox.connection, group="ledger",
+                                      partitions=[("orders", p) for p in range(3)], timeout=5)  # fmt: skip
+    assert set(offsets.values()) == {40}
+
+
+def test_a_standby_without_synced_offsets_fails_the_cutover(sandbox, standby_sandbox):
+    seed_group(sandbox, commit=True)
+    seed_group(standby_sandbox, commit=False)
+    result = cutover(sandbox, standby_sandbox)
+    assert result.outcome == "failed"
+    assert result.figures["standby_cutover"]["partitions_without_synced_offsets"] == [0, 1, 2]

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from drills import kafka
 from drills.models import DrillRun
-from tests.conftest import start_sandbox, stop_sandbox, wait_for
+from tests.conftest import wait_for
 from tests.factories import probe, register
 
 DEAD = "127.0.0.1:1"
@@ -204,13 +204,6 @@ def test_a_withdrawn_api_fails_client_compatibility_naming_it(sandbox):
 
 
 # --- standby parity ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def standby_sandbox():
-    cluster, directory = start_sandbox()
-    yield cluster
-    stop_sandbox(cluster, directory)
 
 
 def mirror(primary, standby, *, records: int):
