@@ -875,10 +875,9 @@ class GroupReader:
             if msg.error():
                 continue
             self.positions[msg.partition()] = msg.offset() + 1
-            decoded = decode_record(msg.value())
-            if decoded is not None:
-                run, _partition, seq, sent_ns = decoded
-                records.append(ConsumedRecord(msg.partition(), msg.offset(), run, seq, sent_ns, now))
+            # Any record counts (a canary group reads business records); probe records are decoded.
+            run, _partition, seq, sent_ns = decode_record(msg.value()) or ("", msg.partition(), -1, 0)
+            records.append(ConsumedRecord(msg.partition(), msg.offset(), run, seq, sent_ns, now))
         return records
 
     def commit(self, topic: str) -> dict[int, int]:

@@ -136,7 +136,7 @@ def test_a_standby_cutover_resumes_the_canary_group_from_its_synced_offsets(sand
     seed_group(standby_sandbox, commit=True)
     result = cutover(sandbox, standby_sandbox)
     group = result.figures["standby_cutover"]
-    assert result.outcome == "passed", (result.error, result.figures)
+    assert result.outcome == "passed", (result.error, group)
     assert group["partitions_resumed"] == group["partitions_committed"] == 3
     assert group["gap_records"] == 0
     assert group["first_offset_after_restart"] == {"0": 40, "1": 40, "2": 40}
