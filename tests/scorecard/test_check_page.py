@@ -170,7 +170,7 @@ def test_setting_a_standby_adds_the_parity_check_and_keeps_the_stored_password(u
     data = {
         "name": "primary", "bootstrap_servers": cluster.bootstrap_servers, "security_protocol": "SASL_PLAINTEXT",
         "sasl_mechanism": "PLAIN", "sasl_username": "u", "sasl_password": "", "ssl_ca_pem": "",
-        "expected_brokers": "", "worker_queue": "default", "standby": str(standby.pk),
+        "expected_brokers": "", "worker_queue": "default", "standby": str(standby.pk), "actuator": "none",
     }  # fmt: skip
     response = user_client.post(reverse("scorecard-cluster-edit", args=[cluster.pk]), data)
     assert response.status_code == 302

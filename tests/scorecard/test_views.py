@@ -29,6 +29,7 @@ def valid_form(**overrides):
         "ssl_ca_pem": "",
         "expected_brokers": "3",
         "worker_queue": "eu-west-1",
+        "actuator": "none",
     }
     return {**data, **overrides}
 
