@@ -807,10 +807,40 @@ class SustainedProducer:
             return -1
 
 
-class LiveReader:
+class _Reader:
+    """What the drill's readers share: batches of records, probe records decoded, positions kept."""
+
+    _consumer: Consumer
+
+    def __init__(self):
+        self.positions: dict[int, int] = {}
+
+    def poll(self, timeout: float) -> list[ConsumedRecord]:
+        try:
+            batch = self._consumer.consume(num_messages=2000, timeout=timeout)
+        except KafkaException:
+            return []
+        now = time.time_ns()
+        records = []
+        for msg in batch:
+            if msg.error():
+                continue
+            self.positions[msg.partition()] = msg.offset() + 1
+            # Every record counts (a canary group reads business records); probe records carry
+            # their run, sequence and send time.
+            run, _partition, seq, sent_ns = decode_record(msg.value()) or ("", msg.partition(), -1, 0)
+            records.append(ConsumedRecord(msg.partition(), msg.offset(), run, seq, sent_ns, now))
+        return records
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class LiveReader(_Reader):
     """Reads the drill's partitions from given offsets, as a consumer without a group commit."""
 
     def __init__(self, settings: ConnectionSettings, *, topic: str, start: dict[int, int], timeout: float):
+        super().__init__()
         self._consumer = Consumer(
             {
                 **settings.client_config(timeout),
@@ -825,30 +855,12 @@ class LiveReader:
         )
         self._consumer.assign([TopicPartition(topic, p, o) for p, o in start.items()])
 
-    def poll(self, timeout: float) -> list[ConsumedRecord]:
-        records = []
-        try:
-            batch = self._consumer.consume(num_messages=2000, timeout=timeout)
-        except KafkaException:
-            return records
-        now = time.time_ns()
-        for msg in batch:
-            if msg.error():
-                continue
-            decoded = decode_record(msg.value())
-            if decoded is not None:
-                run, _partition, seq, sent_ns = decoded
-                records.append(ConsumedRecord(msg.partition(), msg.offset(), run, seq, sent_ns, now))
-        return records
 
-    def close(self) -> None:
-        self._consumer.close()
-
-
-class GroupReader:
-    """A consumer group member with manual commits (the consumer-restart drill's subject)."""
+class GroupReader(_Reader):
+    """A consumer group member with manual commits (consumer restart, standby cutover)."""
 
     def __init__(self, settings: ConnectionSettings, *, topic: str, group: str, timeout: float):
+        super().__init__()
         self._consumer = Consumer(
             {
                 **settings.client_config(timeout),
@@ -862,23 +874,6 @@ class GroupReader:
             }
         )
         self._consumer.subscribe([topic])
-        self.positions: dict[int, int] = {}
-
-    def poll(self, timeout: float) -> list[ConsumedRecord]:
-        records = []
-        try:
-            batch = self._consumer.consume(num_messages=2000, timeout=timeout)
-        except KafkaException:
-            return records
-        now = time.time_ns()
-        for msg in batch:
-            if msg.error():
-                continue
-            self.positions[msg.partition()] = msg.offset() + 1
-            # Any record counts (a canary group reads business records); probe records are decoded.
-            run, _partition, seq, sent_ns = decode_record(msg.value()) or ("", msg.partition(), -1, 0)
-            records.append(ConsumedRecord(msg.partition(), msg.offset(), run, seq, sent_ns, now))
-        return records
 
     def commit(self, topic: str) -> dict[int, int]:
         """Commit what was consumed so far; returns the committed offsets."""
@@ -891,7 +886,3 @@ class GroupReader:
             except KafkaException as exc:
                 raise _translate(exc, "OffsetCommit") from None
         return offsets
-
-    def close(self) -> None:
-        """Leave without committing what was consumed since the last commit."""
-        self._consumer.close()
