@@ -7,16 +7,14 @@
 """
 
 import re
-import string
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from drills.sandbox import SandboxControl, SandboxError
+from scorecard.validators import COMMAND_OPS, validate_command_templates
 
-COMMAND_OPS = ("broker_down", "broker_up")
-PLACEHOLDERS = {"broker", "host", "port", "rack"}
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9._:-]{1,253}$")
 MAX_OUTPUT = 4000
 
@@ -39,28 +37,6 @@ class Action:
 
     def as_dict(self) -> dict:
         return {"op": self.op, "broker": self.broker, "topic": self.topic, "partition": self.partition}
-
-
-def validate_command_templates(templates: dict) -> None:
-    """Raise ValueError naming the problem; used by the cluster form and before every run."""
-    if not isinstance(templates, dict):
-        raise ValueError("command templates must be an object with broker_down and broker_up")
-    unknown = set(templates) - {*COMMAND_OPS, "timeout_seconds"}
-    if unknown:
-        raise ValueError(f"unknown keys: {', '.join(sorted(unknown))}")
-    for op in COMMAND_OPS:
-        argv = templates.get(op)
-        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) and a for a in argv):
-            raise ValueError(f"{op} must be a non-empty list of strings (the program and its arguments)")
-        for arg in argv:
-            for _, field, spec, conversion in string.Formatter().parse(arg):
-                if field is None:
-                    continue
-                if field not in PLACEHOLDERS or spec or conversion:
-                    raise ValueError(f"{op}: placeholder {{{field}}} is not one of {', '.join(sorted(PLACEHOLDERS))}")
-    timeout = templates.get("timeout_seconds", 60)
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 600:
-        raise ValueError("timeout_seconds must be a whole number between 1 and 600")
 
 
 class SandboxActuator:

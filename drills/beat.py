@@ -39,16 +39,12 @@ class CheckScheduler(Scheduler):
         return self.data
 
     def _load(self) -> None:
-        from scorecard.models import Check, ProbeKind
+        from scorecard.models import Check
 
         close_old_connections()
         now = timezone.now()
         entries = {}
-        checks = (
-            Check.objects.filter(not_applicable=False)
-            .exclude(kind=ProbeKind.DRILL_RESULTS)
-            .select_related("row__scorecard__cluster")
-        )
+        checks = Check.objects.runnable().select_related("row__scorecard__cluster")
         for check in checks:
             name = f"check-{check.pk}"
             every = timedelta(seconds=check.interval_seconds)

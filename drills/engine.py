@@ -13,7 +13,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 from drills import kafka
@@ -49,10 +49,8 @@ class DrillResult:
     figures: dict
     timeline: dict
     tripped: str = ""
-    tripped_at_s: float | None = None
     error: str = ""
     manual_steps: int = 0
-    metadata_samples: list = field(default_factory=list)
 
 
 class DrillEngine:
@@ -550,11 +548,7 @@ class DrillEngine:
             "recovery_ms": recover_ms,
             "tripped_ms": self.ms(self.tripped_ns),
         }
-        tripped_at = self.ms(self.tripped_ns)
-        return DrillResult(
-            outcome, figures, timeline, self.tripped, None if tripped_at is None else round(tripped_at / 1000, 3),
-            error, self.manual_steps, self.samples,
-        )  # fmt: skip
+        return DrillResult(outcome, figures, timeline, self.tripped, error, self.manual_steps)
 
     def _first_after(self, t_ms: float, key: str, since: float | None = None) -> float | None:
         """Seconds from t_ms to the first metadata sample with no `key` partitions."""

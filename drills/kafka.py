@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from confluent_kafka import (
     Consumer,
@@ -65,6 +66,18 @@ class ConnectionSettings:
     sasl_password: str = field(default="", repr=False)
     ssl_ca_pem: str = field(default="", repr=False)
 
+    @classmethod
+    def for_cluster(cls, cluster) -> "ConnectionSettings":
+        """From a registered Cluster (scorecard.models.Cluster)."""
+        return cls(
+            bootstrap_servers=cluster.bootstrap_servers,
+            security_protocol=cluster.security_protocol,
+            sasl_mechanism=cluster.sasl_mechanism,
+            sasl_username=cluster.sasl_username,
+            sasl_password=cluster.sasl_password,
+            ssl_ca_pem=cluster.ssl_ca_pem,
+        )
+
     def client_config(self, timeout: float) -> dict:
         timeout_ms = str(max(1000, int(timeout * 1000)))
         config = {
@@ -103,6 +116,21 @@ def _translate(exc: KafkaException, api: str) -> KafkaCallError:
 
 def _admin(settings: ConnectionSettings, timeout: float) -> AdminClient:
     return AdminClient(settings.client_config(timeout))
+
+
+def _answer(api: str, timeout: float, send: Callable[[], Any]) -> Any:
+    """Send an admin request (`send` returns its future) and wait for the answer within the
+    timeout; a refusal, an unsupported API or the timeout becomes a typed error."""
+    try:
+        return send().result(timeout=timeout + 1)
+    except KafkaException as exc:
+        raise _translate(exc, api) from None
+    except TimeoutError:
+        raise KafkaCallError(f"{api} timed out") from None
+
+
+def _config_values(entries: dict) -> dict[str, str]:
+    return {name: entry.value for name, entry in entries.items() if entry.value is not None}
 
 
 def admin_client(settings: ConnectionSettings, *, timeout: float) -> AdminClient:
@@ -218,16 +246,10 @@ def topic_configs(settings: ConnectionSettings, topics: Iterable[str], *, timeou
     futures = admin.describe_configs(
         [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names], request_timeout=timeout
     )
-    result: dict[str, dict[str, str]] = {}
-    for resource, future in futures.items():
-        try:
-            entries = future.result(timeout=timeout + 1)
-        except KafkaException as exc:
-            raise _translate(exc, "DescribeConfigs") from None
-        except TimeoutError:
-            raise KafkaCallError("DescribeConfigs timed out") from None
-        result[resource.name] = {name: entry.value for name, entry in entries.items() if entry.value is not None}
-    return result
+    return {
+        resource.name: _config_values(_answer("DescribeConfigs", timeout, lambda f=future: f))
+        for resource, future in futures.items()
+    }
 
 
 def topic_create(
@@ -333,11 +355,9 @@ def list_offsets(
     for tp, future in futures.items():
         key = (tp.topic, tp.partition)
         try:
-            offsets[key] = future.result(timeout=timeout + 1).offset
-        except KafkaException as exc:
-            failures[key] = _translate(exc, "ListOffsets").reason
-        except TimeoutError:
-            failures[key] = "ListOffsets timed out"
+            offsets[key] = _answer("ListOffsets", timeout, lambda f=future: f).offset
+        except KafkaCallError as exc:
+            failures[key] = exc.reason
     return offsets, failures
 
 
@@ -499,14 +519,10 @@ def broker_configs(settings: ConnectionSettings, broker_ids: Iterable[int], *, t
     # librdkafka allows one BROKER resource per DescribeConfigs call.
     for broker_id in broker_ids:
         resource = ConfigResource(ConfigResource.Type.BROKER, str(broker_id))
-        future = admin.describe_configs([resource], request_timeout=timeout)[resource]
-        try:
-            entries = future.result(timeout=timeout + 1)
-        except KafkaException as exc:
-            raise _translate(exc, "DescribeConfigs") from None
-        except TimeoutError:
-            raise KafkaCallError("DescribeConfigs timed out") from None
-        result[broker_id] = {n: e.value for n, e in entries.items() if e.value is not None}
+        entries = _answer(
+            "DescribeConfigs", timeout, lambda r=resource: admin.describe_configs([r], request_timeout=timeout)[r]
+        )
+        result[broker_id] = _config_values(entries)
     return result
 
 
@@ -519,13 +535,9 @@ def committed_offsets(
         return {}
     admin = _admin(settings, timeout)
     request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in keys])
-    try:
-        futures = admin.list_consumer_group_offsets([request], request_timeout=timeout)
-        answer = futures[group].result(timeout=timeout + 1)
-    except KafkaException as exc:
-        raise _translate(exc, "OffsetFetch") from None
-    except TimeoutError:
-        raise KafkaCallError("OffsetFetch timed out") from None
+    answer = _answer(
+        "OffsetFetch", timeout, lambda: admin.list_consumer_group_offsets([request], request_timeout=timeout)[group]
+    )
     return {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None) for tp in answer.topic_partitions}
 
 
@@ -536,20 +548,20 @@ def commit_offsets(
     admin = _admin(settings, timeout)
     request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p, o) for (t, p), o in offsets.items()])
     try:
-        admin.alter_consumer_group_offsets([request], request_timeout=timeout)[group].result(timeout=timeout + 1)
-    except KafkaException as exc:
-        if not isinstance(_translate(exc, "OffsetCommit"), UnsupportedApi):
-            raise _translate(exc, "OffsetCommit") from None
+        _answer(
+            "OffsetCommit",
+            timeout,
+            lambda: admin.alter_consumer_group_offsets([request], request_timeout=timeout)[group],
+        )
+    except UnsupportedApi:
         # Some platforms lack the admin route (AlterConsumerGroupOffsets); a consumer commit works.
         consumer = Consumer({**settings.client_config(timeout), "group.id": group, "enable.auto.commit": False})
         try:
             consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
-        except KafkaException as exc2:
-            raise _translate(exc2, "OffsetCommit") from None
+        except KafkaException as exc:
+            raise _translate(exc, "OffsetCommit") from None
         finally:
             consumer.close()
-    except TimeoutError:
-        raise KafkaCallError("OffsetCommit timed out") from None
 
 
 def acl_bindings(settings: ConnectionSettings, *, timeout: float) -> list[str]:
@@ -558,15 +570,7 @@ def acl_bindings(settings: ConnectionSettings, *, timeout: float) -> list[str]:
     any_binding = AclBindingFilter(
         ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
     )
-    try:
-        bindings = admin.describe_acls(any_binding, request_timeout=timeout).result(timeout=timeout + 1)
-    except KafkaException as exc:
-        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-        if error is not None and error.code() == KafkaError._UNSUPPORTED_FEATURE:
-            raise UnsupportedApi("DescribeAcls") from None
-        raise _translate(exc, "DescribeAcls") from None
-    except TimeoutError:
-        raise KafkaCallError("DescribeAcls timed out") from None
+    bindings = _answer("DescribeAcls", timeout, lambda: admin.describe_acls(any_binding, request_timeout=timeout))
     return sorted(
         f"{b.restype.name}:{b.name}:{b.resource_pattern_type.name}:{b.principal}:{b.host}:"
         f"{b.operation.name}:{b.permission_type.name}"
@@ -715,14 +719,9 @@ def endpoint_check(settings: ConnectionSettings, *, host: str, port: int, timeou
 def group_state(settings: ConnectionSettings, *, group: str, timeout: float) -> tuple[str, int]:
     """The group's state and member count (DescribeGroups)."""
     admin = _admin(settings, timeout)
-    try:
-        description = admin.describe_consumer_groups([group], request_timeout=timeout)[group].result(
-            timeout=timeout + 1
-        )
-    except KafkaException as exc:
-        raise _translate(exc, "DescribeGroups") from None
-    except TimeoutError:
-        raise KafkaCallError("DescribeGroups timed out") from None
+    description = _answer(
+        "DescribeGroups", timeout, lambda: admin.describe_consumer_groups([group], request_timeout=timeout)[group]
+    )
     return description.state.name, len(description.members)
 
 

@@ -4,14 +4,13 @@ import logging
 import time
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from config.celery import app as celery_app
 from drills import params as drill_params
-from drills.actuators import ActuatorError, CommandActuator, ManualActuator, SandboxActuator
+from drills.actuators import Action, ActuatorError, CommandActuator, ManualActuator, SandboxActuator
 from drills.models import DrillRun, DrillTimeline, Scenario
 from drills.scenarios import CLUSTER_FAULTS, SUPPORTED
 from scorecard import services as scorecard_services
@@ -81,7 +80,7 @@ def drill_run_claim(*, run_id: int, worker: str) -> DrillRun | None:
     claimed = DrillRun.objects.filter(pk=run_id, state=DrillRun.State.QUEUED).update(
         state=DrillRun.State.RUNNING, started_at=now, heartbeat_at=now, deadline_at=deadline, worker=worker[:200]
     )
-    return DrillRun.objects.select_related("cluster").get(pk=run_id) if claimed else None
+    return DrillRun.objects.select_related("cluster__standby").get(pk=run_id) if claimed else None
 
 
 def drill_run_progress(*, run_id: int, progress: dict) -> bool:
@@ -164,9 +163,7 @@ def drill_run_finish(*, run: DrillRun, outcome: str, figures: dict, timeline: di
             DrillTimeline.objects.update_or_create(run=run, defaults={"data": timeline})
         run.refresh_from_db()
         drill_evidence_record(run=run)
-    cadence = Check.objects.filter(
-        row__scorecard__cluster=run.cluster, kind=ProbeKind.DRILL_CADENCE, not_applicable=False
-    )
+    cadence = Check.objects.runnable().filter(row__scorecard__cluster=run.cluster, kind=ProbeKind.DRILL_CADENCE)
     for check in cadence:
         scorecard_services.check_run_request(check=check, requested_by=f"drill {run.pk}")
     return run
@@ -281,8 +278,6 @@ def drill_run_recovery_plan_execute(*, run: DrillRun, by: str) -> list[str]:
     running them after a partial recovery is safe. A manual actuator cannot be driven by a
     machine: its steps are recorded for a person instead.
     """
-    from drills.actuators import Action
-
     plan = run.recovery_plan or {}
     actuator = build_actuator(run, {int(k): v for k, v in plan.get("brokers", {}).items()})
     errors = []
@@ -297,7 +292,3 @@ def drill_run_recovery_plan_execute(*, run: DrillRun, by: str) -> list[str]:
         except ActuatorError as exc:
             errors.append(f"{action.describe()}: {exc}")
     return errors
-
-
-def heartbeat_stale_seconds() -> float:
-    return float(getattr(settings, "DRILL_HEARTBEAT_STALE_SECONDS", 30))

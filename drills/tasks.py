@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
@@ -17,30 +18,20 @@ from drills.actuators import ActuatorError
 from drills.engine import DrillEngine, Hooks
 from drills.models import DrillRun
 from drills.probes import PROBES, ProbeContext, ProbeResult
+from drills.probes.base import error, unsupported
 from scorecard import services
 from scorecard.models import Check, Cluster
 
 log = logging.getLogger(__name__)
 
 
-def connection_settings(cluster: Cluster) -> kafka.ConnectionSettings:
-    return kafka.ConnectionSettings(
-        bootstrap_servers=cluster.bootstrap_servers,
-        security_protocol=cluster.security_protocol,
-        sasl_mechanism=cluster.sasl_mechanism,
-        sasl_username=cluster.sasl_username,
-        sasl_password=cluster.sasl_password,
-        ssl_ca_pem=cluster.ssl_ca_pem,
-    )
-
-
 def probe_context(cluster: Cluster) -> ProbeContext:
     standby = cluster.standby
     return ProbeContext(
         cluster_id=cluster.pk,
-        connection=connection_settings(cluster),
+        connection=kafka.ConnectionSettings.for_cluster(cluster),
         expected_brokers=cluster.expected_brokers,
-        standby=connection_settings(standby) if standby else None,
+        standby=kafka.ConnectionSettings.for_cluster(standby) if standby else None,
         standby_name=standby.name if standby else None,
     )
 
@@ -56,9 +47,9 @@ def probe_run(check: Check) -> ProbeResult:
     try:
         return PROBES[check.kind](probe_context(check.row.scorecard.cluster), params)
     except kafka.UnsupportedApi as exc:
-        return ProbeResult("ERROR", exc.reason[:500], {"error": exc.reason, "missing_api": exc.api})
+        return unsupported(exc)
     except kafka.KafkaCallError as exc:
-        return ProbeResult("ERROR", exc.reason[:500], {"error": exc.reason})
+        return error(exc.reason)
 
 
 def execute_run(run_id: int) -> None:
@@ -107,8 +98,9 @@ def _drill_hooks(run_id: int, brokers: dict[int, dict]) -> Hooks:
         abort["requested"] = drill_services.drill_run_progress(run_id=run_id, progress=state)
 
     return Hooks(
+        # The progress write (every 0.5 s) also reads the Abort flag; no second query needed.
         progress=progress,
-        should_abort=lambda: abort["requested"] or DrillRun.objects.filter(pk=run_id, abort_requested=True).exists(),
+        should_abort=lambda: abort["requested"],
         event=lambda kind, detail: drill_services.drill_run_event(run_id=run_id, kind=kind, detail=detail),
         recovery_plan=lambda actions: drill_services.drill_run_set_recovery_plan(
             run_id=run_id, plan={"actions": actions, "brokers": {str(k): v for k, v in brokers.items()}}
@@ -138,13 +130,11 @@ class Heartbeat(threading.Thread):
 def run_drill(run_id: int) -> None:
     worker = f"celery@{socket.gethostname()}"
     run = drill_services.drill_run_claim(run_id=run_id, worker=worker)
-    if run is not None:
-        run = DrillRun.objects.select_related("cluster__standby").get(pk=run.pk)
     if run is None:
         log.info("drill %s already claimed or gone; nothing to do", run_id)
         return
     config = SimpleNamespace(**{**probe_params.defaults("drill"), **run.params})
-    connection = connection_settings(run.cluster)
+    connection = kafka.ConnectionSettings.for_cluster(run.cluster)
     heartbeat = Heartbeat(run.pk)
     heartbeat.start()
     try:
@@ -167,7 +157,7 @@ def _run_drill(run: DrillRun, config: SimpleNamespace, connection: kafka.Connect
             plan=plan,
             config=config,
             hooks=_drill_hooks(run.pk, brokers),
-            standby=connection_settings(run.cluster.standby) if run.cluster.standby else None,
+            standby=kafka.ConnectionSettings.for_cluster(run.cluster.standby) if run.cluster.standby else None,
         ).run()
     except (kafka.KafkaCallError, scenarios.ScenarioError, ActuatorError) as exc:
         drill_services.drill_run_finish(run=run, outcome="aborted", figures={}, timeline=None, tripped="",
@@ -197,7 +187,7 @@ def _run_drill(run: DrillRun, config: SimpleNamespace, connection: kafka.Connect
 
 @shared_task(name="drills.tasks.recover_drill", acks_late=True)
 def recover_drill(run_id: int, stale_seconds: float | None = None) -> None:
-    stale = drill_services.heartbeat_stale_seconds() if stale_seconds is None else stale_seconds
+    stale = settings.DRILL_HEARTBEAT_STALE_SECONDS if stale_seconds is None else stale_seconds
     drill_services.drill_run_recover_abandoned(
         run_id=run_id, stale_seconds=stale, worker=f"celery@{socket.gethostname()}"
     )
@@ -206,7 +196,7 @@ def recover_drill(run_id: int, stale_seconds: float | None = None) -> None:
 @shared_task(name="drills.tasks.drill_watchdog")
 def drill_watchdog(stale_seconds: float | None = None) -> int:
     """Find drills whose worker died and send their recovery to the cluster's queue."""
-    stale = drill_services.heartbeat_stale_seconds() if stale_seconds is None else stale_seconds
+    stale = settings.DRILL_HEARTBEAT_STALE_SECONDS if stale_seconds is None else stale_seconds
     abandoned = drill_services.drills_abandoned(stale_seconds=stale)
     for run in abandoned:
         log.warning("drill %s on %s lost its worker; sending its recovery", run.pk, run.cluster.name)

@@ -5,7 +5,12 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.utils import timezone
 
-from scorecard.validators import validate_bootstrap_servers, validate_ca_pem, validate_queue_name
+from scorecard.validators import (
+    validate_bootstrap_servers,
+    validate_ca_pem,
+    validate_command_templates,
+    validate_queue_name,
+)
 
 
 class Status(models.TextChoices):
@@ -103,8 +108,6 @@ class Cluster(models.Model):
         if self.actuator == Actuator.SANDBOX and not self.sandbox_control:
             errors["actuator"] = "The sandbox actuator needs the sandbox control socket."
         if self.actuator == Actuator.COMMAND:
-            from drills.actuators import validate_command_templates
-
             if not self.actuator_commands:
                 errors["actuator"] = "The command actuator needs command templates, set by an administrator."
             else:
@@ -181,6 +184,12 @@ PROBE_ROWS = {
 }
 
 
+class CheckQuerySet(models.QuerySet):
+    def runnable(self) -> "CheckQuerySet":
+        """Checks a probe can run: applicable, and not the drill-results records drills write."""
+        return self.filter(not_applicable=False).exclude(kind=ProbeKind.DRILL_RESULTS)
+
+
 class Check(models.Model):
     """One configured test on a row: a probe with parameters, a schedule and a maximum evidence age."""
 
@@ -200,6 +209,8 @@ class Check(models.Model):
     # When beat last sent this check; survives beat restarts so schedules do not all fire at once.
     last_scheduled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = CheckQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]

@@ -130,17 +130,13 @@ def check_run_request(*, check: Check, requested_by: str) -> CheckRun:
 
 @transaction.atomic
 def scorecard_run_checks(*, scorecard: Scorecard, requested_by: str) -> list[CheckRun]:
-    checks = (
-        Check.objects.filter(row__scorecard=scorecard, not_applicable=False)
-        .exclude(kind=ProbeKind.DRILL_RESULTS)
-        .select_related("row__scorecard__cluster")
-    )
+    checks = Check.objects.runnable().filter(row__scorecard=scorecard).select_related("row__scorecard__cluster")
     return [check_run_request(check=check, requested_by=requested_by) for check in checks]
 
 
 def check_run_for_schedule(*, check_id: int, task_id: str) -> CheckRun | None:
     """The run of one scheduled message: created once per task id, so a redelivery finds it."""
-    check = Check.objects.filter(pk=check_id, not_applicable=False).exclude(kind=ProbeKind.DRILL_RESULTS).first()
+    check = Check.objects.runnable().filter(pk=check_id).first()
     if check is None or not task_id:
         return None
     run, _ = CheckRun.objects.get_or_create(task_id=task_id, defaults={"check_obj": check, "requested_by": "schedule"})

@@ -2,6 +2,7 @@
 
 import ipaddress
 import re
+import string
 
 from django.core.exceptions import ValidationError
 
@@ -9,6 +10,9 @@ MAX_BOOTSTRAP_SERVERS = 32
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Command actuator templates: argv lists per operation, with only these placeholders.
+COMMAND_OPS = ("broker_down", "broker_up")
+PLACEHOLDERS = {"broker", "host", "port", "rack"}
 
 
 def parse_bootstrap_servers(value: str) -> list[tuple[str, int]]:
@@ -57,3 +61,25 @@ def validate_ca_pem(value: str) -> None:
     text = (value or "").strip()
     if text and not (text.startswith("-----BEGIN CERTIFICATE-----") and text.endswith("-----END CERTIFICATE-----")):
         raise ValidationError("Paste PEM certificates (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----).")
+
+
+def validate_command_templates(templates: dict) -> None:
+    """Raise ValueError naming the problem; used by the cluster form and before every run."""
+    if not isinstance(templates, dict):
+        raise ValueError("command templates must be an object with broker_down and broker_up")
+    unknown = set(templates) - {*COMMAND_OPS, "timeout_seconds"}
+    if unknown:
+        raise ValueError(f"unknown keys: {', '.join(sorted(unknown))}")
+    for op in COMMAND_OPS:
+        argv = templates.get(op)
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) and a for a in argv):
+            raise ValueError(f"{op} must be a non-empty list of strings (the program and its arguments)")
+        for arg in argv:
+            for _, field, spec, conversion in string.Formatter().parse(arg):
+                if field is None:
+                    continue
+                if field not in PLACEHOLDERS or spec or conversion:
+                    raise ValueError(f"{op}: placeholder {{{field}}} is not one of {', '.join(sorted(PLACEHOLDERS))}")
+    timeout = templates.get("timeout_seconds", 60)
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 600:
+        raise ValueError("timeout_seconds must be a whole number between 1 and 600")

@@ -5,8 +5,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from drills.forms import ParamsForm
+from drills.kafka import ConnectionSettings
 from drills.params import SPECS as PARAM_SPECS
-from drills.tasks import connection_settings
 from scorecard import services
 from scorecard.forms import ClusterForm, NotApplicableForm, RowForm, ScheduleForm
 from scorecard.models import Check, CheckRun, Cluster, Evidence, Row, Scorecard
@@ -91,7 +91,7 @@ def check_detail(request, check_id: int):
     which = request.POST.get("form") if request.method == "POST" else None
     forms = {
         "params": ParamsForm(
-            request.POST if which == "params" else None, check=check, connection=connection_settings(cluster)
+            request.POST if which == "params" else None, check=check, connection=ConnectionSettings.for_cluster(cluster)
         )
         if check.kind in PARAM_SPECS
         else None,
