@@ -26,10 +26,10 @@ import django  # noqa: E402
 django.setup()
 
 from drills import kafka, scenarios  # noqa: E402
-from drills import params as drill_params  # noqa: E402
 from drills.actuators import SandboxActuator  # noqa: E402
 from drills.engine import DrillEngine, Hooks  # noqa: E402
-from drills.sandbox import spawn  # noqa: E402
+from drills.sandbox.server import spawn  # noqa: E402
+from scorecard import catalog  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -39,7 +39,7 @@ def cpu_seconds() -> float:
 
 def run_drill(state: dict, scenario: str, **params):
     connection = kafka.ConnectionSettings(state["bootstrap"])
-    config = drill_params.parse("drill", {"baseline_seconds": 2, "settle_seconds": 3, **params})
+    config = catalog.parse("drill", {"baseline_seconds": 2, "settle_seconds": 3, **params})
     metadata = kafka.cluster_metadata(connection, timeout=5, topic=config.topic)
     plan = scenarios.plan(scenario, metadata, topic=config.topic, broker=None, zone=None, move_leaders=False)
     started, cpu = time.monotonic(), cpu_seconds()

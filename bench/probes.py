@@ -25,9 +25,10 @@ import django  # noqa: E402
 django.setup()
 
 from drills import kafka  # noqa: E402
-from drills import params as probe_params  # noqa: E402
 from drills.probes import PROBES, ProbeContext  # noqa: E402
-from drills.sandbox import SandboxControl, spawn  # noqa: E402
+from drills.sandbox.control import SandboxControl  # noqa: E402
+from drills.sandbox.server import spawn  # noqa: E402
+from scorecard import catalog  # noqa: E402
 
 
 def timed(fn, repeat: int, control: SandboxControl):
@@ -66,7 +67,7 @@ def main() -> None:
             )
 
             def run(kind, **params):
-                return lambda: PROBES[kind](ctx, probe_params.parse(kind, params))
+                return lambda: PROBES[kind](ctx, catalog.parse(kind, params))
 
             median, best, result, requests = timed(run("cluster_health", timeout_seconds=60), args.repeat, control)
             m = result.measurements

@@ -12,7 +12,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from drills.sandbox import SandboxControl, SandboxError
+from drills.sandbox.control import SandboxControl, SandboxError
+from scorecard.models import Actuator as ActuatorKind
+from scorecard.models import Cluster
 from scorecard.validators import COMMAND_OPS, validate_command_templates
 
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9._:-]{1,253}$")
@@ -111,3 +113,14 @@ class ManualActuator:
 
     def perform(self, action: Action) -> dict:
         return self.wait_for_person(action.describe())
+
+
+def actuator_for(cluster: Cluster, brokers: dict[int, dict], *, wait_for_person: Callable[[str], dict]):
+    """The actuator the cluster is registered with, or None when it has none."""
+    if cluster.actuator == ActuatorKind.SANDBOX:
+        return SandboxActuator(cluster.sandbox_control)
+    if cluster.actuator == ActuatorKind.COMMAND:
+        return CommandActuator(cluster.actuator_commands, brokers)
+    if cluster.actuator == ActuatorKind.MANUAL:
+        return ManualActuator(wait_for_person)
+    return None

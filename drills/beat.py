@@ -21,7 +21,6 @@ from django.utils import timezone
 log = logging.getLogger(__name__)
 
 RELOAD_SECONDS = 5.0
-TASK = "drills.tasks.run_scheduled_check"
 WATCHDOG = "drill-watchdog"
 WATCHDOG_SECONDS = 15
 
@@ -39,6 +38,8 @@ class CheckScheduler(Scheduler):
         return self.data
 
     def _load(self) -> None:
+        # Imported here: beat loads this module before Django's apps are ready.
+        from drills.tasks import drill_watchdog, run_scheduled_check
         from scorecard.models import Check
 
         close_old_connections()
@@ -55,7 +56,7 @@ class CheckScheduler(Scheduler):
                 last = previous.last_run_at
             entries[name] = ScheduleEntry(
                 name=name,
-                task=TASK,
+                task=run_scheduled_check.name,
                 schedule=schedule(run_every=every, app=self.app),
                 args=(check.pk,),
                 options={"queue": check.row.scorecard.cluster.worker_queue},
@@ -65,7 +66,7 @@ class CheckScheduler(Scheduler):
         watchdog = self.data.get(WATCHDOG)
         entries[WATCHDOG] = ScheduleEntry(
             name=WATCHDOG,
-            task="drills.tasks.drill_watchdog",
+            task=drill_watchdog.name,
             schedule=schedule(run_every=timedelta(seconds=WATCHDOG_SECONDS), app=self.app),
             last_run_at=watchdog.last_run_at if watchdog else now,
             app=self.app,

@@ -2,7 +2,7 @@
 consumer-groups probe has something real to judge on a fresh local cluster."""
 
 from drills import kafka
-from drills.sandbox import SandboxControl
+from drills.sandbox.control import SandboxControl
 
 DEMO_TOPIC = "payments"
 DEMO_GROUP = "payments-ledger"

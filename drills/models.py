@@ -1,16 +1,23 @@
 """Drill runs: executions of disruptive scenarios, kept as the record drill cadence reads."""
 
-from django.db import models
+from datetime import datetime, timedelta
+
+from django.db import models, transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from scorecard.catalog import Scenario
+from scorecard.models import InvalidTransition
 
-class Scenario(models.TextChoices):
-    BROKER_LOSS = "broker_loss", "Broker loss"
-    ZONE_LOSS = "zone_loss", "Zone loss"
-    LEADER_CHANGE = "leader_change", "Leader change"
-    CONSUMER_RESTART = "consumer_restart", "Consumer restart"
-    LAG_CATCH_UP = "lag_catch_up", "Lag catch-up"
-    STANDBY_CUTOVER = "standby_cutover", "Standby cutover rehearsal"
+# After the guardrail deadline a drill still drains, reads back and writes evidence.
+VALIDATION_MARGIN_SECONDS = 120
+
+
+class Outcome(models.TextChoices):
+    NONE = "", "not finished"
+    PASSED = "passed"
+    FAILED = "failed"
+    ABORTED = "aborted"
 
 
 class DrillRun(models.Model):
@@ -23,12 +30,7 @@ class DrillRun(models.Model):
         DONE = "done"
         ABORTED = "aborted"
 
-    class Outcome(models.TextChoices):
-        NONE = "", "not finished"
-        PASSED = "passed"
-        FAILED = "failed"
-        ABORTED = "aborted"
-
+    Outcome = Outcome
     ACTIVE = (State.QUEUED, State.RUNNING, State.RECOVERING)
 
     cluster = models.ForeignKey("scorecard.Cluster", on_delete=models.PROTECT, related_name="drill_runs")
@@ -77,6 +79,111 @@ class DrillRun(models.Model):
     @property
     def active(self) -> bool:
         return self.state in self.ACTIVE
+
+    @property
+    def time_limit_seconds(self) -> int:
+        """The guardrail deadline plus the time to validate and record."""
+        return int(self.params.get("max_duration_seconds", 300)) + VALIDATION_MARGIN_SECONDS
+
+    def _runs(self):
+        return DrillRun.objects.filter(pk=self.pk)
+
+    # --- transitions: each one a conditional update, so a stale object cannot undo another's work ---
+
+    @classmethod
+    def claim(cls, run_id: int, *, worker: str) -> "DrillRun | None":
+        """QUEUED -> RUNNING for one delivery; None if it is gone or already claimed."""
+        run = cls.objects.filter(pk=run_id, state=cls.State.QUEUED).first()
+        if run is None:
+            return None
+        now = timezone.now()
+        claimed = cls.objects.filter(pk=run_id, state=cls.State.QUEUED).update(
+            state=cls.State.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            deadline_at=now + timedelta(seconds=run.time_limit_seconds),
+            worker=worker[:200],
+        )
+        return cls.objects.select_related("cluster__standby").get(pk=run_id) if claimed else None
+
+    @classmethod
+    def claim_abandoned(cls, run_id: int, *, worker: str, stale_before: datetime) -> "DrillRun | None":
+        """RUNNING -> RECOVERING when its worker stopped beating or it passed its deadline.
+        A run already RECOVERING (its rescuer died too) may be recovered again."""
+        lost = Q(heartbeat_at__lt=stale_before) | Q(deadline_at__lt=timezone.now())
+        cls.objects.filter(lost, pk=run_id, state=cls.State.RUNNING).update(
+            state=cls.State.RECOVERING, heartbeat_at=timezone.now(), worker=worker[:200]
+        )
+        return cls.objects.select_related("cluster").filter(pk=run_id, state=cls.State.RECOVERING).first()
+
+    def beat(self) -> None:
+        self._runs().filter(state=self.State.RUNNING).update(heartbeat_at=timezone.now())
+
+    def describe_plan(self, description: str) -> None:
+        self.plan_description = description[:500]
+        self._runs().filter(state=self.State.RUNNING).update(plan_description=self.plan_description)
+
+    def store_recovery_plan(self, plan: dict) -> None:
+        self.recovery_plan = plan
+        self._runs().filter(state=self.State.RUNNING).update(recovery_plan=plan)
+
+    def report_progress(self, progress: dict) -> bool:
+        """Store live progress and beat the heart; returns whether a person asked to abort."""
+        self._runs().filter(state=self.State.RUNNING).update(
+            progress=progress, phase=progress.get("phase", ""), heartbeat_at=timezone.now()
+        )
+        return self._runs().filter(abort_requested=True).exists()
+
+    @transaction.atomic
+    def record_event(self, kind: str, detail: dict) -> None:
+        run = DrillRun.objects.select_for_update().get(pk=self.pk)
+        run.events = [*run.events, {"kind": kind, "at": timezone.now().isoformat(), **detail}]
+        run.save(update_fields=["events"])
+
+    def request_abort(self, *, user: str) -> bool:
+        """Any active run may be asked to abort; the engine sees it within half a second."""
+        if not self._runs().filter(state__in=self.ACTIVE).update(abort_requested=True):
+            return False
+        self.record_event("abort_requested", {"by": user})
+        return True
+
+    def await_step(self, description: str) -> None:
+        """Manual actuator: show the step on the page until a person confirms it."""
+        self._runs().update(awaiting_step=description[:300], step_confirmed_at=None)
+        self.record_event("awaiting_person", {"step": description})
+
+    def confirm_step(self, *, user: str) -> bool:
+        updated = (
+            self._runs()
+            .filter(state=self.State.RUNNING)
+            .exclude(awaiting_step="")
+            .update(step_confirmed_at=timezone.now())
+        )
+        if updated:
+            self.record_event("step_confirmed", {"by": user, "step": self.awaiting_step})
+        return bool(updated)
+
+    def clear_step(self) -> None:
+        self._runs().update(awaiting_step="")
+
+    def finish(self, *, outcome: str, figures: dict, tripped: str, error: str, manual_steps: int) -> None:
+        """RUNNING or RECOVERING -> DONE (passed, failed) or ABORTED."""
+        state = self.State.ABORTED if outcome == Outcome.ABORTED else self.State.DONE
+        fields = {
+            "state": state,
+            "outcome": outcome,
+            "figures": figures,
+            "tripped_guardrail": tripped,
+            "error": error[:5000],
+            "manual_steps": manual_steps,
+            "phase": "done",
+            "finished_at": timezone.now(),
+            "awaiting_step": "",
+        }
+        if not self._runs().filter(state__in=[self.State.RUNNING, self.State.RECOVERING]).update(**fields):
+            raise InvalidTransition(f"drill {self.pk} is not running; it cannot finish as {outcome}")
+        for name, value in fields.items():
+            setattr(self, name, value)
 
 
 class DrillTimeline(models.Model):

@@ -6,10 +6,7 @@ from dataclasses import dataclass, field
 
 from drills.actuators import Action
 from drills.kafka import ClusterMetadata
-
-CLUSTER_FAULTS = ("broker_loss", "zone_loss", "leader_change")
-CLIENT_FAULTS = ("consumer_restart", "lag_catch_up", "standby_cutover")
-SUPPORTED = CLUSTER_FAULTS + CLIENT_FAULTS
+from scorecard.catalog import CLIENT_FAULTS, Scenario
 
 
 class ScenarioError(ValueError):
@@ -21,7 +18,7 @@ class FaultPlan:
     description: str
     inject: list[Action] = field(default_factory=list)
     recover: list[Action] = field(default_factory=list)
-    client_fault: str = ""  # consumer_restart or lag_catch_up: faults the engine applies to its own clients
+    client_fault: str = ""  # one of CLIENT_FAULTS: a fault the engine applies to its own clients
 
 
 def _busiest_leader(metadata: ClusterMetadata, topic: str) -> int:
@@ -43,26 +40,29 @@ def _moves_away(metadata: ClusterMetadata, topic: str, lost: set[int]) -> tuple[
     return away, back
 
 
-def plan(scenario: str, metadata: ClusterMetadata, *, topic: str, broker: int | None, zone: str | None,
-         move_leaders: bool) -> FaultPlan:  # fmt: skip
-    if scenario not in SUPPORTED:
+CLIENT_FAULT_DESCRIPTIONS = {
+    Scenario.CONSUMER_RESTART: "a consumer group member dies without committing, then a new one joins",
+    Scenario.LAG_CATCH_UP: "the consumer pauses while producing continues, then catches up",
+    Scenario.STANDBY_CUTOVER: "a canary group moves to the standby and resumes from its synced offsets",
+}
+
+
+def plan(
+    scenario: str, metadata: ClusterMetadata, *, topic: str, broker: int | None, zone: str | None, move_leaders: bool
+) -> FaultPlan:
+    if scenario not in Scenario.values:
         raise ScenarioError(f"scenario {scenario} is not supported by the drill engine")
     if scenario in CLIENT_FAULTS:
-        what = {
-            "consumer_restart": "a consumer group member dies without committing, then a new one joins",
-            "lag_catch_up": "the consumer pauses while producing continues, then catches up",
-            "standby_cutover": "a canary group moves to the standby and resumes from its synced offsets",
-        }[scenario]
-        return FaultPlan(what, client_fault=scenario)
+        return FaultPlan(CLIENT_FAULT_DESCRIPTIONS[scenario], client_fault=Scenario(scenario))
     if broker is not None and broker not in metadata.broker_ids:
         raise ScenarioError(f"broker {broker} is not among the live brokers {sorted(metadata.broker_ids)}")
-    if scenario == "leader_change":
+    if scenario == Scenario.LEADER_CHANGE:
         target = broker if broker is not None else _busiest_leader(metadata, topic)
         away, back = _moves_away(metadata, topic, {target})
         if not away:
             raise ScenarioError(f"broker {target} leads no partition of {topic}")
         return FaultPlan(f"move {len(away)} leaders of {topic} off broker {target}, then back", away, back)
-    if scenario == "broker_loss":
+    if scenario == Scenario.BROKER_LOSS:
         lost = {broker if broker is not None else _busiest_leader(metadata, topic)}
         what = f"stop broker {next(iter(lost))}"
     else:

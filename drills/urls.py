@@ -3,6 +3,8 @@ from django.urls import path
 from drills import views
 
 urlpatterns = [
+    path("clusters/<int:cluster_id>/run/", views.checks_run, name="drills-run-checks"),
+    path("checks/<int:check_id>/run/", views.check_run, name="drills-run-check"),
     path("clusters/<int:cluster_id>/drills/", views.drill_list, name="drills-list"),
     path("drills/<int:run_id>/", views.drill_detail, name="drills-detail"),
     path("drills/<int:run_id>/progress/", views.drill_progress, name="drills-progress"),

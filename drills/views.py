@@ -8,7 +8,27 @@ from drills import services
 from drills.charts import timeline_figure
 from drills.forms import DrillForm
 from drills.models import DrillRun, DrillTimeline
-from scorecard.models import Cluster
+from scorecard.models import Check, Cluster, Scorecard
+
+
+@login_required
+@require_POST
+def checks_run(request, cluster_id: int):
+    """The scorecard page's "Run checks now": every runnable check, on the cluster's queue."""
+    scorecard = get_object_or_404(Scorecard.objects.select_related("cluster"), cluster_id=cluster_id)
+    runs = services.scorecard_run_checks(scorecard=scorecard, requested_by=request.user.get_username())
+    messages.info(request, f"Queued {len(runs)} checks on queue {scorecard.cluster.worker_queue}.")
+    return redirect("scorecard-detail", cluster_id=cluster_id)
+
+
+@login_required
+@require_POST
+def check_run(request, check_id: int):
+    """The check page's "Run now"."""
+    check = get_object_or_404(Check.objects.runnable().select_related("row__scorecard__cluster"), pk=check_id)
+    services.check_run_request(check=check, requested_by=request.user.get_username())
+    messages.info(request, f"Queued {check.get_kind_display()} on queue {check.row.scorecard.cluster.worker_queue}.")
+    return redirect("scorecard-check", check_id=check.pk)
 
 
 @login_required
@@ -18,9 +38,11 @@ def drill_list(request, cluster_id: int):
     if request.method == "POST" and form.is_valid():
         try:
             run = services.drill_run_start(
-                cluster=cluster, scenario=form.cleaned_data["scenario"], params=form.params,
+                cluster=cluster,
+                scenario=form.cleaned_data["scenario"],
+                params=form.params,
                 requested_by=request.user.get_username(),
-            )  # fmt: skip
+            )
         except services.DrillRefused as exc:
             form.add_error(None, str(exc))
         else:
@@ -47,11 +69,18 @@ def drill_detail(request, run_id: int):
 @login_required
 def drill_progress(request, run_id: int):
     run = _run(run_id)
-    return JsonResponse({
-        "state": run.state, "phase": run.phase, "outcome": run.outcome, "progress": run.progress,
-        "awaiting_step": run.awaiting_step, "tripped_guardrail": run.tripped_guardrail,
-        "events": run.events[-15:], "active": run.active,
-    })  # fmt: skip
+    return JsonResponse(
+        {
+            "state": run.state,
+            "phase": run.phase,
+            "outcome": run.outcome,
+            "progress": run.progress,
+            "awaiting_step": run.awaiting_step,
+            "tripped_guardrail": run.tripped_guardrail,
+            "events": run.events[-15:],
+            "active": run.active,
+        }
+    )
 
 
 @login_required

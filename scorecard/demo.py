@@ -6,10 +6,10 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from scorecard import services
-from scorecard.models import Actuator, Check, Cluster, ProbeKind, Row, RowKey, Scorecard
+from scorecard.catalog import ProbeKind, RowKey
+from scorecard.models import Actuator, Check, Cluster, Row, Scorecard
 
 DEMO_USER = "demo"
-DEMO_GROUP = "payments-ledger"
 # Short enough that a visitor sees scheduled runs arrive; long enough not to load a laptop.
 DEMO_INTERVAL_SECONDS = 120
 DEMO_MAX_AGE_SECONDS = 600
@@ -46,7 +46,9 @@ DEMO_ROWS = {
 
 
 @transaction.atomic
-def demo_cluster(*, name: str, bootstrap_servers: str, expected_brokers: int, control_socket: str = "") -> Scorecard:
+def demo_cluster(
+    *, name: str, bootstrap_servers: str, expected_brokers: int, groups: list[str], control_socket: str = ""
+) -> Scorecard:
     """Register a demo cluster, or point it at this run's process (ports change each run),
     and make every check due now so the scheduler collects fresh evidence at once."""
     cluster = Cluster.objects.filter(name=name).first()
@@ -70,7 +72,7 @@ def demo_cluster(*, name: str, bootstrap_servers: str, expected_brokers: int, co
     checks = Check.objects.filter(row__scorecard=scorecard)
     checks.update(interval_seconds=DEMO_INTERVAL_SECONDS, max_age_seconds=DEMO_MAX_AGE_SECONDS, last_scheduled_at=None)
     for check in checks.filter(kind=ProbeKind.CONSUMER_GROUPS):
-        services.check_update(check=check, user="demo", params={**check.params, "groups": [DEMO_GROUP]})
+        services.check_update(check=check, user="demo", params={**check.params, "groups": groups})
     for check in checks.filter(kind=ProbeKind.COST_MODEL):
         services.check_update(check=check, user="demo", params={**check.params, "sample_seconds": 5})
     return scorecard

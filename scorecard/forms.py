@@ -1,5 +1,7 @@
 from django import forms
+from django.core.validators import RegexValidator
 
+from scorecard import catalog
 from scorecard.models import Check, Cluster, Row
 
 
@@ -99,3 +101,71 @@ class NotApplicableForm(forms.ModelForm):
         fields = ["not_applicable", "not_applicable_reason"]
         labels = {"not_applicable": "Not applicable on this cluster", "not_applicable_reason": "Reason"}
         widgets = {"not_applicable_reason": forms.Textarea(attrs={"rows": 2})}
+
+
+def param_field(param: catalog.Param) -> forms.Field:
+    """The form field of one declared parameter; the catalogue's parse() has the last word."""
+    common = {"label": param.title, "help_text": param.help}
+    if param.kind == "int":
+        return forms.IntegerField(
+            required=not param.optional, min_value=param.minimum, max_value=param.maximum, **common
+        )
+    if param.kind == "float":
+        return forms.FloatField(required=True, min_value=param.minimum, max_value=param.maximum, **common)
+    if param.kind == "bool":
+        return forms.BooleanField(required=False, **common)
+    if param.kind == "str":
+        return forms.CharField(
+            validators=[RegexValidator(f"^{catalog.NAME_PATTERN}$", "Use letters, digits, '.', '_' or '-'.")],
+            **common,
+        )
+    if param.kind == "names":
+        return forms.CharField(required=False, **common)
+    return forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        choices=[(c, c.replace("_", " ")) for c in param.choices],
+        **common,
+    )
+
+
+def add_param_errors(form: forms.Form, error: catalog.ParamError) -> None:
+    for name, message in error.errors.items():
+        form.add_error(name if name in form.fields else None, message)
+
+
+class ParamsForm(forms.Form):
+    """Edits one check's parameters, built from the probe's declared spec. Validation is the
+    catalogue's and needs no cluster: whether named groups exist is the probe's finding."""
+
+    def __init__(self, *args, check: Check, **kwargs):
+        self.check = check
+        self.spec = catalog.SPECS[check.kind]
+        current = {**catalog.defaults(check.kind), **check.params}
+        initial = {
+            p.name: ", ".join(current.get(p.name, [])) if p.kind == "names" else current.get(p.name) for p in self.spec
+        }
+        super().__init__(*args, initial=initial, **kwargs)
+        for param in self.spec:
+            self.fields[param.name] = param_field(param)
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        values = {}
+        for param in self.spec:
+            value = data.get(param.name)
+            if param.kind == "names":
+                value = [item.strip() for item in (value or "").split(",") if item.strip()]
+            elif param.kind == "choices":
+                value = list(value or [])
+            values[param.name] = value
+        try:
+            self.parsed = vars(catalog.parse(self.check.kind, values))
+        except catalog.ParamError as exc:
+            add_param_errors(self, exc)
+        return data
+
+    def params(self) -> dict:
+        return {name: value for name, value in self.parsed.items() if value is not None}

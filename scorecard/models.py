@@ -1,10 +1,14 @@
 """The record: clusters, their scorecards and rows, checks, runs and evidence."""
 
+from datetime import datetime
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
+from scorecard.catalog import ProbeKind, RowKey
 from scorecard.validators import (
     validate_bootstrap_servers,
     validate_ca_pem,
@@ -46,14 +50,6 @@ class Actuator(models.TextChoices):
     SANDBOX = "sandbox", "sandbox control channel"
     COMMAND = "command", "command template"
     MANUAL = "manual", "manual steps"
-
-
-class RowKey(models.TextChoices):
-    DURABILITY = "durability", "Data durability"
-    METADATA = "metadata", "Metadata recovery"
-    CLIENT_CONTINUITY = "client_continuity", "Client continuity"
-    AUTOMATION = "automation", "Operational automation"
-    COST = "cost", "Cost sustainability"
 
 
 class Cluster(models.Model):
@@ -157,31 +153,8 @@ class Row(models.Model):
         return list(RowKey.values).index(self.key)
 
 
-class ProbeKind(models.TextChoices):
-    CLUSTER_HEALTH = "cluster_health", "Cluster health"
-    DURABILITY_CONFIG = "durability_config", "Durability config"
-    ACK_WRITE = "ack_write", "Acknowledged write"
-    BOOTSTRAP_ENDPOINTS = "bootstrap_endpoints", "Bootstrap endpoints"
-    CONSUMER_GROUPS = "consumer_groups", "Consumer groups"
-    CLIENT_COMPATIBILITY = "client_compatibility", "Client compatibility"
-    STANDBY_PARITY = "standby_parity", "Standby parity"
-    DRILL_CADENCE = "drill_cadence", "Drill cadence"
-    COST_MODEL = "cost_model", "Cost model"
-    DRILL_RESULTS = "drill_results", "Drill results"
-
-
-# Which row each probe feeds (DESIGN.md section 4).
-PROBE_ROWS = {
-    ProbeKind.CLUSTER_HEALTH: RowKey.METADATA,
-    ProbeKind.DURABILITY_CONFIG: RowKey.DURABILITY,
-    ProbeKind.ACK_WRITE: RowKey.DURABILITY,
-    ProbeKind.BOOTSTRAP_ENDPOINTS: RowKey.CLIENT_CONTINUITY,
-    ProbeKind.CONSUMER_GROUPS: RowKey.CLIENT_CONTINUITY,
-    ProbeKind.CLIENT_COMPATIBILITY: RowKey.CLIENT_CONTINUITY,
-    ProbeKind.STANDBY_PARITY: RowKey.CLIENT_CONTINUITY,
-    ProbeKind.DRILL_CADENCE: RowKey.AUTOMATION,
-    ProbeKind.COST_MODEL: RowKey.COST,
-}
+class InvalidTransition(Exception):
+    """A run was asked to move to a state its current state does not allow."""
 
 
 class CheckQuerySet(models.QuerySet):
@@ -252,6 +225,32 @@ class CheckRun(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.pk} of {self.check_obj} ({self.state})"
+
+    @classmethod
+    def claim(cls, run_id: int, *, worker: str, abandoned_before: datetime) -> "CheckRun | None":
+        """QUEUED -> RUNNING for one delivery; None if it is gone or another delivery has it.
+
+        A run still RUNNING since before `abandoned_before` belonged to a worker that died,
+        so a redelivery may claim it again.
+        """
+        claimable = Q(state=cls.State.QUEUED) | Q(state=cls.State.RUNNING, started_at__lt=abandoned_before)
+        claimed = cls.objects.filter(claimable, pk=run_id).update(
+            state=cls.State.RUNNING, started_at=timezone.now(), worker=worker[:200]
+        )
+        if not claimed:
+            return None
+        return cls.objects.select_related("check_obj__row__scorecard__cluster__standby").get(pk=run_id)
+
+    def mark_done(self) -> None:
+        """RUNNING -> DONE, only for the claim this object holds: a second delivery that
+        reclaimed the run makes this one fail, so its evidence is not written twice."""
+        now = timezone.now()
+        updated = CheckRun.objects.filter(pk=self.pk, state=self.State.RUNNING, started_at=self.started_at).update(
+            state=self.State.DONE, finished_at=now
+        )
+        if not updated:
+            raise InvalidTransition(f"run {self.pk} is no longer held by this delivery")
+        self.state, self.finished_at = self.State.DONE, now
 
 
 class EvidenceQuerySet(models.QuerySet):

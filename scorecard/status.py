@@ -46,3 +46,13 @@ def row_status(check_statuses: Iterable[str], *, has_owner: bool, has_rollback_c
 def scorecard_ready(row_statuses: Iterable[str]) -> bool:
     statuses = list(row_statuses)
     return len(statuses) == 5 and all(s == Status.PASS for s in statuses)
+
+
+def verdict(*, fail: object = False, warn: object = False) -> Status:
+    """The status of a finished measurement: FAIL when anything failed, else WARN when anything
+    warns, else PASS. `fail` and `warn` are conditions or lists of findings (empty = none)."""
+    if fail:
+        return Status.FAIL
+    if warn:
+        return Status.WARN
+    return Status.PASS

@@ -7,8 +7,10 @@ urlpatterns = [
     path("clusters/new/", views.cluster_new, name="scorecard-cluster-new"),
     path("clusters/<int:cluster_id>/", views.scorecard_detail, name="scorecard-detail"),
     path("clusters/<int:cluster_id>/edit/", views.cluster_edit, name="scorecard-cluster-edit"),
-    path("clusters/<int:cluster_id>/run/", views.run_checks, name="scorecard-run-checks"),
     path("rows/<int:row_id>/edit/", views.row_edit, name="scorecard-row-edit"),
     path("rows/<int:row_id>/evidence/", views.row_evidence, name="scorecard-row-evidence"),
     path("checks/<int:check_id>/", views.check_detail, name="scorecard-check"),
+    path("checks/<int:check_id>/params/", views.check_params, name="scorecard-check-params"),
+    path("checks/<int:check_id>/schedule/", views.check_schedule, name="scorecard-check-schedule"),
+    path("checks/<int:check_id>/applicability/", views.check_applicability, name="scorecard-check-applicability"),
 ]

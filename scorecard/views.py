@@ -1,15 +1,12 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from drills.forms import ParamsForm
-from drills.kafka import ConnectionSettings
-from drills.params import SPECS as PARAM_SPECS
-from scorecard import services
-from scorecard.forms import ClusterForm, NotApplicableForm, RowForm, ScheduleForm
-from scorecard.models import Check, CheckRun, Cluster, Evidence, Row, Scorecard
+from scorecard import catalog, selectors, services
+from scorecard.evidence import chain_verify
+from scorecard.forms import ClusterForm, NotApplicableForm, ParamsForm, RowForm, ScheduleForm
+from scorecard.models import Check, Cluster, Row, Scorecard
 
 HISTORY_PAGE_SIZE = 20
 
@@ -18,10 +15,17 @@ def _scorecard(cluster_id: int) -> Scorecard:
     return get_object_or_404(Scorecard.objects.select_related("cluster"), cluster_id=cluster_id)
 
 
+def _check(check_id: int) -> Check:
+    return get_object_or_404(Check.objects.select_related("row__scorecard__cluster__standby"), pk=check_id)
+
+
+def _row(row_id: int) -> Row:
+    return get_object_or_404(Row.objects.select_related("scorecard__cluster"), pk=row_id)
+
+
 @login_required
 def index(request):
-    scorecards = list(Scorecard.objects.select_related("cluster").order_by("cluster__name"))
-    views = services.scorecard_views(scorecards=scorecards)
+    views = selectors.scorecard_views(scorecards=selectors.scorecards_all())
     return render(request, "scorecard/index.html", {"views": views})
 
 
@@ -49,28 +53,25 @@ def cluster_edit(request, cluster_id: int):
 @login_required
 def scorecard_detail(request, cluster_id: int):
     scorecard = _scorecard(cluster_id)
-    (view,) = services.scorecard_views(scorecards=[scorecard])
-    runs = CheckRun.objects.filter(check_obj__row__scorecard=scorecard).select_related("check_obj__row")[:10]
-    history = services.row_recent_evidence(scorecard=scorecard, per_row=5)
-    chain = services.chain_verify(scorecard=scorecard)
-    return render(request, "scorecard/detail.html", {"view": view, "runs": runs, "chain": chain, "history": history})
-
-
-@login_required
-@require_POST
-def run_checks(request, cluster_id: int):
-    scorecard = _scorecard(cluster_id)
-    runs = services.scorecard_run_checks(scorecard=scorecard, requested_by=request.user.get_username())
-    messages.info(request, f"Queued {len(runs)} checks on queue {scorecard.cluster.worker_queue}.")
-    return redirect("scorecard-detail", cluster_id=cluster_id)
+    (view,) = selectors.scorecard_views(scorecards=[scorecard])
+    return render(
+        request,
+        "scorecard/detail.html",
+        {
+            "view": view,
+            "runs": selectors.scorecard_recent_runs(scorecard=scorecard),
+            "chain": chain_verify(scorecard=scorecard),
+            "history": selectors.row_recent_evidence(scorecard=scorecard, per_row=5),
+        },
+    )
 
 
 @login_required
 def row_edit(request, row_id: int):
-    row = get_object_or_404(Row.objects.select_related("scorecard__cluster"), pk=row_id)
+    row = _row(row_id)
     form = RowForm(request.POST or None, instance=row)
     if request.method == "POST" and form.is_valid():
-        form.save()
+        services.row_update(row=row, **form.cleaned_data)
         messages.success(request, f"Saved {row.title}.")
         return redirect("scorecard-detail", cluster_id=row.scorecard.cluster_id)
     return render(request, "scorecard/row_form.html", {"form": form, "row": row})
@@ -78,38 +79,65 @@ def row_edit(request, row_id: int):
 
 @login_required
 def row_evidence(request, row_id: int):
-    row = get_object_or_404(Row.objects.select_related("scorecard__cluster"), pk=row_id)
-    evidence = Evidence.objects.filter(scorecard=row.scorecard, row_key=row.key).select_related("check_obj")
-    page = Paginator(evidence, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    row = _row(row_id)
+    page = selectors.row_evidence_page(row=row, page=request.GET.get("page"), per_page=HISTORY_PAGE_SIZE)
     return render(request, "scorecard/row_evidence.html", {"row": row, "page": page})
+
+
+def _check_page(request, check: Check, **bound):
+    """The check page; a form that failed validation is shown bound, with its errors."""
+    forms = {
+        "params": ParamsForm(check=check) if check.kind in catalog.SPECS else None,
+        "schedule": ScheduleForm(instance=check),
+        "applicability": NotApplicableForm(instance=check),
+        **bound,
+    }
+    latest = selectors.check_latest_evidence(check=check)
+    return render(request, "scorecard/check.html", {"check": check, "forms": forms, "latest": latest})
 
 
 @login_required
 def check_detail(request, check_id: int):
-    check = get_object_or_404(Check.objects.select_related("row__scorecard__cluster__standby"), pk=check_id)
-    cluster = check.row.scorecard.cluster
-    which = request.POST.get("form") if request.method == "POST" else None
-    forms = {
-        "params": ParamsForm(
-            request.POST if which == "params" else None, check=check, connection=ConnectionSettings.for_cluster(cluster)
-        )
-        if check.kind in PARAM_SPECS
-        else None,
-        "schedule": ScheduleForm(request.POST if which == "schedule" else None, instance=check),
-        "applicability": NotApplicableForm(request.POST if which == "applicability" else None, instance=check),
-    }
-    form = forms.get(which)
-    if form is not None and form.is_valid():
-        user = request.user.get_username()
-        if which == "params":
-            services.check_update(check=check, user=user, params=form.params())
-        else:
-            services.check_update(check=check, user=user, **{f: form.cleaned_data[f] for f in form.Meta.fields})
-        messages.success(request, f"Saved the {which} of {check.get_kind_display()}.")
+    return _check_page(request, _check(check_id))
+
+
+@login_required
+@require_POST
+def check_params(request, check_id: int):
+    check = _check(check_id)
+    if check.kind not in catalog.SPECS:
+        messages.error(request, f"{check.get_kind_display()} has no parameters.")
         return redirect("scorecard-check", check_id=check.pk)
-    if which == "run" and forms["params"] is not None:
-        services.check_run_request(check=check, requested_by=request.user.get_username())
-        messages.info(request, f"Queued {check.get_kind_display()} on queue {cluster.worker_queue}.")
-        return redirect("scorecard-check", check_id=check.pk)
-    latest = Evidence.objects.filter(check_obj=check).first()
-    return render(request, "scorecard/check.html", {"check": check, "forms": forms, "latest": latest})
+    form = ParamsForm(request.POST, check=check)
+    if not form.is_valid():
+        return _check_page(request, check, params=form)
+    services.check_update(check=check, user=request.user.get_username(), params=form.params())
+    saved = f"Saved the parameters of {check.get_kind_display()}."
+    if form.params().get("groups"):
+        saved += " Whether the groups exist is checked on the cluster by the next run."
+    messages.success(request, saved)
+    return redirect("scorecard-check", check_id=check.pk)
+
+
+@login_required
+@require_POST
+def check_schedule(request, check_id: int):
+    check = _check(check_id)
+    form = ScheduleForm(request.POST, instance=check)
+    if not form.is_valid():
+        return _check_page(request, check, schedule=form)
+    services.check_update(check=check, user=request.user.get_username(), **form.cleaned_data)
+    messages.success(request, f"Saved the schedule of {check.get_kind_display()}.")
+    return redirect("scorecard-check", check_id=check.pk)
+
+
+@login_required
+@require_POST
+def check_applicability(request, check_id: int):
+    check = _check(check_id)
+    form = NotApplicableForm(request.POST, instance=check)
+    if not form.is_valid():
+        return _check_page(request, check, applicability=form)
+    services.check_update(check=check, user=request.user.get_username(), **form.cleaned_data)
+    messages.success(request, f"Saved the applicability of {check.get_kind_display()}.")
+    return redirect("scorecard-check", check_id=check.pk)

@@ -16,7 +16,8 @@ from django.conf import settings
 from django.db import connection
 
 from drills.kafka import ConnectionSettings
-from drills.sandbox import SandboxControl, spawn
+from drills.sandbox.control import SandboxControl
+from drills.sandbox.server import spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-from scorecard import services
+from scorecard import catalog, services
 from scorecard.models import Check, Cluster, ProbeKind, RowKey, Scorecard
 
 OWNED_ROWS = {key: {"owner": "team", "rollback_condition": "stop on errors"} for key in RowKey.values}
@@ -14,7 +14,6 @@ def check_of(scorecard: Scorecard, kind: str = ProbeKind.CLUSTER_HEALTH) -> Chec
 
 def probe(kind: str, connection, *, standby=None, cluster_id: int = 0, expected_brokers=None, **params):
     """Run one probe in-process with validated parameters."""
-    from drills import params as probe_params
     from drills.probes import PROBES, ProbeContext
 
     ctx = ProbeContext(
@@ -24,4 +23,4 @@ def probe(kind: str, connection, *, standby=None, cluster_id: int = 0, expected_
         standby=standby,
         standby_name="standby" if standby else None,
     )
-    return PROBES[kind](ctx, probe_params.parse(kind, params))
+    return PROBES[kind](ctx, catalog.parse(kind, params))

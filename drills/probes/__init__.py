@@ -3,7 +3,8 @@ parameters, returning a ProbeResult. A failing Kafka call becomes ERROR with its
 
 from collections.abc import Callable
 
-from drills.probes.base import ProbeContext, ProbeResult
+from drills import kafka
+from drills.probes.base import ProbeContext, ProbeResult, error, unsupported
 from drills.probes.cadence import drill_cadence
 from drills.probes.compatibility import client_compatibility
 from drills.probes.cost import cost_model
@@ -13,17 +14,46 @@ from drills.probes.groups import consumer_groups
 from drills.probes.health import cluster_health
 from drills.probes.parity import standby_parity
 from drills.probes.write import ack_write
+from scorecard import catalog
+from scorecard.catalog import ProbeKind
+from scorecard.models import Check, Cluster
 
 PROBES: dict[str, Callable[..., ProbeResult]] = {
-    "cluster_health": cluster_health,
-    "durability_config": durability_config,
-    "ack_write": ack_write,
-    "bootstrap_endpoints": bootstrap_endpoints,
-    "consumer_groups": consumer_groups,
-    "client_compatibility": client_compatibility,
-    "standby_parity": standby_parity,
-    "drill_cadence": drill_cadence,
-    "cost_model": cost_model,
+    ProbeKind.CLUSTER_HEALTH: cluster_health,
+    ProbeKind.DURABILITY_CONFIG: durability_config,
+    ProbeKind.ACK_WRITE: ack_write,
+    ProbeKind.BOOTSTRAP_ENDPOINTS: bootstrap_endpoints,
+    ProbeKind.CONSUMER_GROUPS: consumer_groups,
+    ProbeKind.CLIENT_COMPATIBILITY: client_compatibility,
+    ProbeKind.STANDBY_PARITY: standby_parity,
+    ProbeKind.DRILL_CADENCE: drill_cadence,
+    ProbeKind.COST_MODEL: cost_model,
 }
 
-__all__ = ["PROBES", "ProbeContext", "ProbeResult"]
+
+def probe_context(cluster: Cluster) -> ProbeContext:
+    standby = cluster.standby
+    return ProbeContext(
+        cluster_id=cluster.pk,
+        connection=kafka.ConnectionSettings.for_cluster(cluster),
+        expected_brokers=cluster.expected_brokers,
+        standby=kafka.ConnectionSettings.for_cluster(standby) if standby else None,
+        standby_name=standby.name if standby else None,
+    )
+
+
+def probe_run(check: Check) -> ProbeResult:
+    """Run the check's probe; bad parameters and failed Kafka calls come back as ERROR."""
+    try:
+        params = catalog.parse(check.kind, check.params)
+    except catalog.ParamError as exc:
+        return error(f"invalid parameters: {exc}", parameter=exc.name, **exc.errors)
+    try:
+        return PROBES[check.kind](probe_context(check.row.scorecard.cluster), params)
+    except kafka.UnsupportedApi as exc:
+        return unsupported(exc)
+    except kafka.KafkaCallError as exc:
+        return error(exc.reason)
+
+
+__all__ = ["PROBES", "ProbeContext", "ProbeResult", "probe_run"]

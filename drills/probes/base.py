@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 from drills import kafka
+from scorecard.models import Status
 
 MAX_LISTED = 50
 
@@ -20,14 +21,14 @@ class ProbeContext:
 
 @dataclass(frozen=True)
 class ProbeResult:
-    status: str  # PASS, WARN, FAIL or ERROR
+    status: Status  # PASS, WARN, FAIL or ERROR (the others are derived, never measured)
     summary: str
     measurements: dict = field(default_factory=dict)
 
 
 def error(reason: str, **measurements) -> ProbeResult:
     """The probe could not run: ERROR with the reason, safe to show."""
-    return ProbeResult("ERROR", reason[:500], {"error": reason, **measurements})
+    return ProbeResult(Status.ERROR, reason[:500], {"error": reason, **measurements})
 
 
 def unsupported(exc: kafka.UnsupportedApi, **measurements) -> ProbeResult:

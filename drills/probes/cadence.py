@@ -5,8 +5,10 @@ from types import SimpleNamespace
 
 from django.utils import timezone
 
-from drills.models import DrillRun, Scenario
+from drills.models import DrillRun, Outcome
 from drills.probes.base import ProbeContext, ProbeResult
+from scorecard.catalog import Scenario
+from scorecard.status import verdict
 
 
 def drill_cadence(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
@@ -17,7 +19,7 @@ def drill_cadence(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
             DrillRun.objects.filter(
                 cluster_id=ctx.cluster_id,
                 scenario=scenario,
-                outcome=DrillRun.Outcome.PASSED,
+                outcome=Outcome.PASSED,
                 finished_at__gte=since,
             )  # fmt: skip
             .order_by("-finished_at")
@@ -47,7 +49,7 @@ def drill_cadence(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
         findings.append(f"recovery needed manual steps: {', '.join(manual)}")
     if unguarded:
         findings.append(f"passed without guardrails: {', '.join(unguarded)}")
-    status = "FAIL" if overdue else ("WARN" if manual or unguarded else "PASS")
+    status = verdict(fail=overdue, warn=manual or unguarded)
     passed = len(params.scenarios) - len(overdue)
     summary = f"{passed} of {len(params.scenarios)} scenarios passed within {params.window_days} days"
     if findings:

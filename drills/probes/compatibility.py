@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from drills import kafka
 from drills.probes.base import ProbeContext, ProbeResult, error
 from drills.protocol import API_KEYS, ProtocolError, api_versions
+from scorecard.status import verdict
 
 # feature -> (API name, lowest version the feature needs)
 REQUIREMENTS: dict[str, tuple[tuple[str, int], ...]] = {
@@ -67,7 +68,7 @@ def client_compatibility(ctx: ProbeContext, params: SimpleNamespace) -> ProbeRes
                                  "problem": f"max version {versions[1]} < {needed}"})  # fmt: skip
     lacking = sorted({api for apis in advertised.values() for api in PROBE_APIS if api not in apis})
     features_ok = sorted(set(params.features) - {g["feature"] for g in gaps})
-    status = "FAIL" if gaps else ("WARN" if unreachable else "PASS")
+    status = verdict(fail=gaps, warn=unreachable)
     summary = (
         f"{len(features_ok)} of {len(params.features)} client features supported by all {len(advertised)} brokers"
         + (f"; missing: {', '.join(sorted({g['api'] for g in gaps}))}" if gaps else "")

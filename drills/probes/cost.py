@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 from drills import kafka
 from drills.probes.base import ProbeContext, ProbeResult, error, is_internal, listed
+from scorecard.status import verdict
 
 SECONDS_PER_MONTH = 30 * 24 * 3600
 HOURS_PER_MONTH = 730
@@ -100,12 +101,7 @@ def cost_model(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
         findings.append(f"{len(single_zone)} partitions keep replicas in fewer zones than they could")
     if ingress_bps and not sizes:
         findings.append("record size could not be sampled")
-    if total > params.monthly_budget:
-        status = "FAIL"
-    elif findings or total > 0.8 * params.monthly_budget:
-        status = "WARN"
-    else:
-        status = "PASS"
+    status = verdict(fail=total > params.monthly_budget, warn=findings or total > 0.8 * params.monthly_budget)
     share = f"{total / params.monthly_budget:.0%} of" if params.monthly_budget else "against"
     return ProbeResult(
         status,

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 from drills import kafka
 from drills.probes.base import ProbeContext, ProbeResult, error, is_internal, listed, unsupported
+from scorecard.status import verdict
 
 
 def _problems(rf: int, config: dict, params: SimpleNamespace, *, prefix: str = "") -> list[str]:
@@ -59,7 +60,7 @@ def durability_config(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult
         if problems:
             broker_violations.append({"broker": broker_id, "problems": problems})
 
-    status = "FAIL" if violations or broker_violations else "PASS"
+    status = verdict(fail=violations or broker_violations)
     summary = f"{len(violations)} of {len(topics)} topics violate the durability policy" + (
         f"; broker defaults violate it on {len(broker_violations)} brokers" if broker_violations else ""
     )

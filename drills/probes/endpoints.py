@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 from drills import kafka
 from drills.probes.base import ProbeContext, ProbeResult
+from scorecard.status import verdict
 from scorecard.validators import parse_bootstrap_servers
 
 
@@ -29,12 +30,7 @@ def bootstrap_endpoints(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResu
         if r.unauthenticated_refused is False:
             open_to_anonymous.append(r.address)
             findings.append(f"{r.address}: accepts unauthenticated clients on a SASL cluster")
-    if not alive or expired or open_to_anonymous:
-        status = "FAIL"
-    elif dead or expiring:
-        status = "WARN"
-    else:
-        status = "PASS"
+    status = verdict(fail=not alive or expired or open_to_anonymous, warn=dead or expiring)
     connect = [r.connect_ms for r in alive if r.connect_ms is not None]
     summary = f"{len(alive)} of {len(results)} bootstrap addresses answer" + (
         f"; slowest connect {max(connect):.1f} ms" if connect else ""

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 from drills import kafka
 from drills.probes.base import ProbeContext, ProbeResult, error, is_internal, listed
+from scorecard.status import verdict
 
 LAG_SECONDS_SAMPLE = 50  # partitions whose lag age is measured by reading one record
 
@@ -17,21 +18,6 @@ def group_partitions(
     metadata = kafka.cluster_metadata(connection, timeout=timeout)
     names = topics or sorted(t for t in metadata.topics if not is_internal(t))
     return [(p.topic, p.id) for p in metadata.partitions if p.topic in names and p.id >= 0]
-
-
-def missing_groups(
-    connection: kafka.ConnectionSettings, groups: list[str], *, topics: list[str] = (), timeout: float
-) -> list[str]:
-    """Groups with no committed offset on any partition: to Kafka they do not exist."""
-    partitions = group_partitions(connection, list(topics), timeout=timeout)
-    return [
-        group
-        for group in groups
-        if not any(
-            o is not None
-            for o in kafka.committed_offsets(connection, group=group, partitions=partitions, timeout=timeout).values()
-        )
-    ]
 
 
 def consumer_groups(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
@@ -109,7 +95,7 @@ def consumer_groups(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
             "partitions_below_log_start": stale,
             "partitions": listed(rows),
         })  # fmt: skip
-    status = "FAIL" if fail else ("WARN" if warn or end_failures else "PASS")
+    status = verdict(fail=fail, warn=warn or end_failures)
     summary = "; ".join(fail + warn) or ", ".join(
         f"{g['group']}: {g['committed_partitions']} partitions, lag {g['total_lag']}" for g in groups
     )

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 from drills import kafka
 from drills.probes.base import ProbeContext, ProbeResult, error, listed
+from scorecard.status import verdict
 
 
 def cluster_health(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
@@ -64,12 +65,7 @@ def cluster_health(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
     if repeated:
         findings.append(f"{len(repeated)} partitions list the same broker more than once as a replica")
 
-    if metadata.controller_id is None or offline or under_min_isr:
-        status = "FAIL"
-    elif findings or under_replicated:
-        status = "WARN"
-    else:
-        status = "PASS"
+    status = verdict(fail=metadata.controller_id is None or offline or under_min_isr, warn=findings or under_replicated)
     summary = (
         f"{len(live)}{f'/{expected}' if expected else ''} brokers, controller "
         f"{metadata.controller_id if metadata.controller_id is not None else 'none'}, "

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 from drills import kafka
 from drills.probes.base import ProbeContext, ProbeResult, error, is_internal, listed
+from scorecard.status import verdict
 
 
 def _unverified(check, what: str, unverified: list[str]):
@@ -105,7 +106,7 @@ def standby_parity(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
         warn.append(f"replication lag {replication_lag} records > {params.max_replication_lag}")
     if unverified:
         warn.append(f"not verifiable: {'; '.join(unverified)}")
-    status = "FAIL" if fail else ("WARN" if warn else "PASS")
+    status = verdict(fail=fail, warn=warn)
     summary = "; ".join(fail + warn) or (
         f"standby {ctx.standby_name} matches {len(topics)} topics; replication lag {replication_lag} records"
     )

@@ -10,6 +10,8 @@ from types import SimpleNamespace
 from drills import kafka
 from drills.probes.base import ProbeContext, ProbeResult, error, unsupported
 from drills.verify import percentile, verify_sequences
+from scorecard.models import Status
+from scorecard.status import verdict
 
 
 def _ms(ns: int) -> float:
@@ -95,7 +97,7 @@ def ack_write(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
     except kafka.KafkaCallError as exc:
         read_back = []
         read_error.append(exc.reason)
-    return _verdict(
+    return _result(
         params,
         run,
         produced,
@@ -108,7 +110,7 @@ def ack_write(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
     )
 
 
-def _verdict(
+def _result(
     params: SimpleNamespace,
     run: str,
     produced: kafka.ProduceResult,
@@ -120,11 +122,11 @@ def _verdict(
     started: float,
 ) -> ProbeResult:
     deliveries = produced.deliveries
-    verdict = verify_sequences(
+    checked = verify_sequences(
         deliveries=((d.partition, d.seq, d.error is None) for d in deliveries),
         consumed=((r.partition, r.offset, r.seq) for r in read_back if r.run == run),
     )
-    totals = verdict.as_dict()
+    totals = checked.as_dict()
     produce_ms = [_ms(d.acked_ns - d.sent_ns) for d in deliveries if d.error is None and d.acked_ns]
     # End-to-end latency comes from the live reader, which consumed while records were produced.
     first_read: dict[tuple[int, int], kafka.ConsumedRecord] = {}
@@ -154,7 +156,7 @@ def _verdict(
     }
     if totals["acked"] == 0:
         reason = errors.most_common(1)[0][0] if errors else "unknown"
-        return ProbeResult("ERROR", f"no record acknowledged of {totals['sent']} sent ({reason})", measurements)
+        return ProbeResult(Status.ERROR, f"no record acknowledged of {totals['sent']} sent ({reason})", measurements)
     summary = (
         f"{totals['acked']}/{totals['sent']} acknowledged, {totals['missing']} missing, "
         f"{totals['duplicates']} duplicated, {totals['reordered']} reordered; "
@@ -163,10 +165,13 @@ def _verdict(
         + (f"; brokers {not_leading} lead no probe partition" if not_leading else "")
         + (f"; producer fatal: {produced.fatal_error}" if produced.fatal_error else "")
     )
-    if totals["missing"] or totals["reordered"]:
-        status = "FAIL"
-    elif totals["failed"] or totals["duplicates"] or not_leading or read_error or unavailable or produced.fatal_error:
-        status = "WARN"
-    else:
-        status = "PASS"
+    status = verdict(
+        fail=totals["missing"] or totals["reordered"],
+        warn=totals["failed"]
+        or totals["duplicates"]
+        or not_leading
+        or read_error
+        or unavailable
+        or produced.fatal_error,
+    )
     return ProbeResult(status, summary, measurements)

@@ -6,14 +6,14 @@ from types import SimpleNamespace
 import pytest
 
 from drills import kafka, scenarios
-from drills import params as drill_params
 from drills.actuators import Action, SandboxActuator
 from drills.engine import DrillEngine, Hooks
 from drills.scenarios import FaultPlan
+from scorecard import catalog
 
 
 def config(**overrides) -> SimpleNamespace:
-    return drill_params.parse("drill", {"baseline_seconds": 2, "settle_seconds": 3, **overrides})
+    return catalog.parse("drill", {"baseline_seconds": 2, "settle_seconds": 3, **overrides})
 
 
 def drill(sandbox, scenario, **overrides):

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from config.celery import app
 from drills import kafka
 from drills import services as drill_services
 from drills.models import DrillRun, DrillTimeline
+from drills.tasks import drill_watchdog
 from scorecard.models import Actuator, Check, CheckRun, Evidence
 from tests.conftest import wait_for
 from tests.factories import register
@@ -111,7 +111,7 @@ def test_the_watchdog_recovers_the_cluster_when_the_drill_worker_is_killed(sandb
     rescuer = worker_factory("drills-d")
 
     def recovered():
-        app.send_task("drills.tasks.drill_watchdog", args=[3], queue=rescuer.queue)
+        drill_watchdog.apply_async(args=[3], queue=rescuer.queue)
         time.sleep(2)
         return finished(run)
 

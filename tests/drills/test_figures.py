@@ -1,6 +1,6 @@
 """Recovery figures on crafted timelines."""
 
-from drills.figures import TimelineRecord, latency_summary, read_rto_ms, write_rto_ms
+from drills.engine.figures import TimelineRecord, latency_summary, read_rto_ms, write_rto_ms
 
 SLO, WINDOW = 500, 2000
 

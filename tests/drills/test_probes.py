@@ -3,7 +3,7 @@ import time
 import pytest
 
 from drills import kafka
-from drills import params as probe_params
+from scorecard import catalog
 from tests.factories import probe
 
 DEAD = kafka.ConnectionSettings("127.0.0.1:1")  # nothing listens on port 1
@@ -116,8 +116,8 @@ def test_acknowledged_write_on_a_dead_address_is_error_within_the_timeout():
     ],
 )
 def test_bad_probe_parameters_are_rejected_naming_the_parameter(kind, params, name):
-    with pytest.raises(probe_params.ParamError) as raised:
-        probe_params.parse(kind, params)
+    with pytest.raises(catalog.ParamError) as raised:
+        catalog.parse(kind, params)
     assert name in raised.value.errors
 
 

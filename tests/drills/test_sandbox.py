@@ -3,7 +3,7 @@ import os
 import pytest
 
 from drills import kafka
-from drills.sandbox import SandboxControl, SandboxError
+from drills.sandbox.control import SandboxControl, SandboxError
 from tests.conftest import start_sandbox, stop_sandbox
 
 

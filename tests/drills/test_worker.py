@@ -2,8 +2,10 @@
 
 import pytest
 
-from config.celery import app
-from scorecard import services
+from drills import kafka
+from drills.services import check_run_request
+from drills.tasks import run_check
+from scorecard.evidence import chain_verify
 from scorecard.models import CheckRun, Evidence, ProbeKind
 from tests.conftest import wait_for
 from tests.factories import check_of, register
@@ -13,7 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def run_now(check) -> CheckRun:
     # Outside an atomic block on_commit fires at once: this is the real enqueue path.
-    return services.check_run_request(check=check, requested_by="test")
+    return check_run_request(check=check, requested_by="test")
 
 
 def finished(run: CheckRun) -> CheckRun | None:
@@ -33,7 +35,7 @@ def test_probes_run_in_the_worker_and_their_evidence_lands_in_postgresql(celery_
     health = Evidence.objects.get(run=runs[0])
     assert health.measurements["broker_count"] == 3
     assert Evidence.objects.get(run=runs[1]).measurements["missing"] == 0
-    assert services.chain_verify(scorecard=scorecard).count == 2
+    assert chain_verify(scorecard=scorecard).count == 2
 
 
 def test_a_second_delivery_of_the_same_run_appends_no_second_evidence(celery_worker, shared_sandbox):
@@ -43,7 +45,7 @@ def test_a_second_delivery_of_the_same_run_appends_no_second_evidence(celery_wor
     wait_for(lambda: finished(run), timeout=60, message="the first delivery")
     # Deliver the same run again, then a marker run: the worker (one process, FIFO) handles
     # the redelivery before the marker, so once the marker is done the redelivery was seen.
-    app.send_task(services.RUN_CHECK_TASK, args=[run.pk], queue=celery_worker.queue)
+    run_check.apply_async(args=[run.pk], queue=celery_worker.queue)
     marker = run_now(check)
     wait_for(lambda: finished(marker), timeout=60, message="the marker run")
     assert Evidence.objects.filter(run=run).count() == 1
@@ -97,3 +99,21 @@ def test_beat_sends_a_due_check_to_its_clusters_queue_and_a_worker_runs_it(celer
     wait_for(lambda: len(scheduled_runs()) >= 2, timeout=40, message="the second scheduled run")
     # Checks marked not applicable were never scheduled.
     assert not CheckRun.objects.filter(check_obj__row__scorecard=scorecard).exclude(check_obj=health).exists()
+
+
+def test_a_group_that_does_not_exist_on_the_cluster_fails_the_run_naming_it(celery_worker, shared_sandbox):
+    """Group names are not checked in the web request; the worker's run reports a missing one."""
+    connection = shared_sandbox.connection
+    shared_sandbox.control.call("topic_create", name="page-orders", partitions=1, replication_factor=3)
+    kafka.produce_values(connection, topic="page-orders", values=[(0, b"x")] * 5, timeout=5)
+    kafka.commit_offsets(connection, group="page-ledger", offsets={("page-orders", 0): 5}, timeout=5)
+    scorecard = register(name="groups", bootstrap=shared_sandbox.bootstrap, worker_queue=celery_worker.queue)
+    check = check_of(scorecard, ProbeKind.CONSUMER_GROUPS)
+    check.params = {**check.params, "groups": ["page-ledger", "ghost-group"], "topics": ["page-orders"]}
+    check.save()
+    run = run_now(check)
+    wait_for(lambda: finished(run), timeout=60, message="the consumer groups run")
+    evidence = Evidence.objects.get(run=run)
+    assert evidence.status == "FAIL"
+    assert "ghost-group: no committed offset" in evidence.summary
+    assert "page-ledger" not in evidence.summary.split(";")[0]

@@ -3,7 +3,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
-from scorecard import services
+from scorecard import evidence, selectors
 from scorecard.models import Evidence, RowKey
 from tests.factories import check_of, register
 
@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 
 
 def append(check, status="PASS", **measurements):
-    return services.evidence_append(
+    return evidence.evidence_append(
         check=check, status=status, summary=f"{status} probe", measurements=measurements, collected_by="test"
     )
 
@@ -40,9 +40,9 @@ def test_it_chains_each_evidence_to_the_previous_one():
     first = append(check, brokers=3)
     second = append(check, "FAIL", brokers=2, ratio=0.5)
     assert first.seq == 1 and second.seq == 2
-    assert first.prev_hash == services.GENESIS_HASH
+    assert first.prev_hash == evidence.GENESIS_HASH
     assert second.prev_hash == first.hash
-    result = services.chain_verify(scorecard=check.row.scorecard)
+    result = evidence.chain_verify(scorecard=check.row.scorecard)
     assert result.ok and result.count == 2 and result.head_hash == second.hash
 
 
@@ -50,7 +50,7 @@ def test_chains_are_per_scorecard():
     a, b = check_of(register("a")), check_of(register("b"))
     append(a)
     evidence_b = append(b)
-    assert evidence_b.seq == 1 and evidence_b.prev_hash == services.GENESIS_HASH
+    assert evidence_b.seq == 1 and evidence_b.prev_hash == evidence.GENESIS_HASH
 
 
 def test_it_names_the_first_link_changed_behind_the_applications_back():
@@ -60,7 +60,7 @@ def test_it_names_the_first_link_changed_behind_the_applications_back():
     with connection.cursor() as cursor:
         cursor.execute("UPDATE scorecard_evidence SET status = 'PASS', summary = 'fine' WHERE seq = 2")
         cursor.execute("UPDATE scorecard_evidence SET summary = 'also edited' WHERE seq = 3")
-    result = services.chain_verify(scorecard=check.row.scorecard)
+    result = evidence.chain_verify(scorecard=check.row.scorecard)
     assert not result.ok
     assert result.broken_seq == 2
     assert "changed" in result.reason
@@ -71,7 +71,7 @@ def test_it_detects_a_changed_measurement():
     append(check, offline=["t[0]"])
     with connection.cursor() as cursor:
         cursor.execute("""UPDATE scorecard_evidence SET measurements = '{"offline": []}' WHERE seq = 1""")
-    assert services.chain_verify(scorecard=check.row.scorecard).broken_seq == 1
+    assert evidence.chain_verify(scorecard=check.row.scorecard).broken_seq == 1
 
 
 def test_it_detects_a_deleted_link():
@@ -80,7 +80,7 @@ def test_it_detects_a_deleted_link():
         append(check)
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM scorecard_evidence WHERE seq = 2")
-    result = services.chain_verify(scorecard=check.row.scorecard)
+    result = evidence.chain_verify(scorecard=check.row.scorecard)
     assert not result.ok and result.broken_seq == 2 and "missing" in result.reason
 
 
@@ -108,11 +108,11 @@ def test_stale_evidence_turns_the_check_stale_without_any_probe_running():
     scorecard = register()
     check = check_of(scorecard)
     append(check)
-    (view,) = services.scorecard_views(scorecards=[scorecard])
+    (view,) = selectors.scorecard_views(scorecards=[scorecard])
     metadata = next(r for r in view.rows if r.row.key == "metadata")
     assert metadata.status == "PASS"
     later = check.evidence.get().collected_at + timedelta(seconds=check.max_age_seconds + 1)
-    (view,) = services.scorecard_views(scorecards=[scorecard], now=later)
+    (view,) = selectors.scorecard_views(scorecards=[scorecard], now=later)
     metadata = next(r for r in view.rows if r.row.key == "metadata")
     assert metadata.status == "STALE"
 
@@ -125,7 +125,7 @@ def test_a_not_applicable_check_leaves_its_row_alone_and_the_scorecard_counts_pr
     durability.not_applicable = True
     durability.not_applicable_reason = "no probe topic allowed"
     durability.save()
-    (view,) = services.scorecard_views(scorecards=[scorecard])
+    (view,) = selectors.scorecard_views(scorecards=[scorecard])
     statuses = {r.row.key: r.status for r in view.rows}
     assert statuses == {
         "durability": "PASS",

@@ -3,6 +3,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from drills.services import check_run_request
 from scorecard import services
 from scorecard.models import CheckRun
 from tests.factories import check_of, register
@@ -30,7 +31,7 @@ def test_a_not_applicable_check_gets_no_scheduled_run():
 def test_a_run_is_claimed_once_unless_its_worker_died(django_capture_on_commit_callbacks, settings):
     check = check_of(register())
     with django_capture_on_commit_callbacks(execute=False):
-        run = services.check_run_request(check=check, requested_by="t")
+        run = check_run_request(check=check, requested_by="t")
     assert services.check_run_claim(run_id=run.pk, worker="w1") is not None
     assert services.check_run_claim(run_id=run.pk, worker="w2") is None
     # Running for longer than the hard time limit: its worker is gone, a redelivery may take it.

@@ -2,8 +2,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from scorecard import services
-from scorecard.models import CheckRun, Cluster, Row
+from scorecard.evidence import evidence_append
+from scorecard.models import Cluster, Row
 from tests.factories import check_of, register
 
 pytestmark = pytest.mark.django_db
@@ -47,13 +47,6 @@ def test_it_requires_login(client, url):
     response = client.get(url)
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
-
-
-def test_run_checks_requires_login(client):
-    scorecard = register()
-    response = client.post(reverse("scorecard-run-checks", args=[scorecard.cluster_id]))
-    assert response.status_code == 302
-    assert not CheckRun.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -125,7 +118,7 @@ def test_the_secret_is_never_rendered_back(user_client):
 
 def test_the_scorecard_page_shows_the_five_rows_with_owner_test_rollback_and_target(user_client):
     scorecard = register()
-    services.evidence_append(
+    evidence_append(
         check=check_of(scorecard), status="PASS", summary="3/3 brokers healthy", measurements={}, collected_by="t"
     )
     response = user_client.get(reverse("scorecard-detail", args=[scorecard.cluster_id]))
@@ -144,20 +137,11 @@ def test_the_scorecard_page_shows_the_five_rows_with_owner_test_rollback_and_tar
 
 def test_the_cluster_list_shows_each_scorecards_row_statuses(user_client):
     scorecard = register()
-    services.evidence_append(check=check_of(scorecard), status="FAIL", summary="x", measurements={}, collected_by="t")
+    evidence_append(check=check_of(scorecard), status="FAIL", summary="x", measurements={}, collected_by="t")
     response = user_client.get(reverse("scorecard-index"))
     (view,) = response.context["views"]
     assert [r.status for r in view.rows] == ["UNKNOWN", "FAIL", "UNKNOWN", "UNKNOWN", "UNKNOWN"]
     assert "0 of 5 rows proven" in response.content.decode()
-
-
-def test_run_checks_now_queues_a_run_per_applicable_check_after_commit(user_client, django_capture_on_commit_callbacks):
-    scorecard = register()
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = user_client.post(reverse("scorecard-run-checks", args=[scorecard.cluster_id]))
-    assert response.status_code == 302
-    assert CheckRun.objects.filter(state="queued").count() == 8
-    assert len(callbacks) == 8
 
 
 def test_the_row_form_saves_owner_and_rollback_condition(user_client):

@@ -3,7 +3,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from drills.sandbox import DEFAULT_PROBE_TOPIC, SandboxError, serve
+from drills.sandbox.control import DEFAULT_PROBE_TOPIC, SandboxError
+from drills.sandbox.server import serve
 
 
 class Command(BaseCommand):

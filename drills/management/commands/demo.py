@@ -11,9 +11,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from drills.demo import demo_traffic
+from drills.demo import DEMO_GROUP, demo_traffic
 from drills.kafka import ConnectionSettings, KafkaCallError
-from drills.sandbox import SandboxError, read_state
+from drills.sandbox.control import SandboxError, read_state
 from scorecard.demo import demo_cluster, demo_user
 from scorecard.models import Check
 
@@ -80,10 +80,15 @@ class Command(BaseCommand):
         except (KafkaCallError, SandboxError) as exc:
             raise CommandError(f"could not seed demo traffic: {exc}") from None
         scorecards = [
-            demo_cluster(name="sandbox", bootstrap_servers=sandbox["bootstrap"], expected_brokers=3,
-                         control_socket=sandbox["control"]),
-            demo_cluster(name="tansu", bootstrap_servers=tansu["bootstrap"], expected_brokers=1),
-        ]  # fmt: skip
+            demo_cluster(
+                name="sandbox",
+                bootstrap_servers=sandbox["bootstrap"],
+                expected_brokers=3,
+                groups=[DEMO_GROUP],
+                control_socket=sandbox["control"],
+            ),
+            demo_cluster(name="tansu", bootstrap_servers=tansu["bootstrap"], expected_brokers=1, groups=[DEMO_GROUP]),
+        ]
         username, password = demo_user()
         started = timezone.now()
         celery = ["-m", "celery", "-A", "config"]

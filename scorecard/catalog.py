@@ -1,13 +1,69 @@
-"""Probe parameters: one declared spec per probe, validated the same way from forms and tasks."""
+"""The catalogue of what can be run against a cluster: probe kinds and the row each feeds,
+drill scenarios, and the parameters each takes, validated the same way from pages and workers.
+
+It lives in `scorecard` because the record (checks, their parameters, drill runs) is defined
+in these terms, and it imports no Kafka client: pages build forms from it, `drills` runs what
+it names. That keeps the dependency one way: drills -> scorecard.
+"""
 
 import re
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+from django.db import models
+
+
+class RowKey(models.TextChoices):
+    DURABILITY = "durability", "Data durability"
+    METADATA = "metadata", "Metadata recovery"
+    CLIENT_CONTINUITY = "client_continuity", "Client continuity"
+    AUTOMATION = "automation", "Operational automation"
+    COST = "cost", "Cost sustainability"
+
+
+class ProbeKind(models.TextChoices):
+    CLUSTER_HEALTH = "cluster_health", "Cluster health"
+    DURABILITY_CONFIG = "durability_config", "Durability config"
+    ACK_WRITE = "ack_write", "Acknowledged write"
+    BOOTSTRAP_ENDPOINTS = "bootstrap_endpoints", "Bootstrap endpoints"
+    CONSUMER_GROUPS = "consumer_groups", "Consumer groups"
+    CLIENT_COMPATIBILITY = "client_compatibility", "Client compatibility"
+    STANDBY_PARITY = "standby_parity", "Standby parity"
+    DRILL_CADENCE = "drill_cadence", "Drill cadence"
+    COST_MODEL = "cost_model", "Cost model"
+    DRILL_RESULTS = "drill_results", "Drill results"
+
+
+# Which row each probe feeds (DESIGN.md section 4). Drill results feed several rows.
+PROBE_ROWS = {
+    ProbeKind.CLUSTER_HEALTH: RowKey.METADATA,
+    ProbeKind.DURABILITY_CONFIG: RowKey.DURABILITY,
+    ProbeKind.ACK_WRITE: RowKey.DURABILITY,
+    ProbeKind.BOOTSTRAP_ENDPOINTS: RowKey.CLIENT_CONTINUITY,
+    ProbeKind.CONSUMER_GROUPS: RowKey.CLIENT_CONTINUITY,
+    ProbeKind.CLIENT_COMPATIBILITY: RowKey.CLIENT_CONTINUITY,
+    ProbeKind.STANDBY_PARITY: RowKey.CLIENT_CONTINUITY,
+    ProbeKind.DRILL_CADENCE: RowKey.AUTOMATION,
+    ProbeKind.COST_MODEL: RowKey.COST,
+}
+
+
+class Scenario(models.TextChoices):
+    BROKER_LOSS = "broker_loss", "Broker loss"
+    ZONE_LOSS = "zone_loss", "Zone loss"
+    LEADER_CHANGE = "leader_change", "Leader change"
+    CONSUMER_RESTART = "consumer_restart", "Consumer restart"
+    LAG_CATCH_UP = "lag_catch_up", "Lag catch-up"
+    STANDBY_CUTOVER = "standby_cutover", "Standby cutover rehearsal"
+
+
+# Faults an actuator performs on the cluster; the others are faults the drill applies to its own clients.
+CLUSTER_FAULTS = (Scenario.BROKER_LOSS, Scenario.ZONE_LOSS, Scenario.LEADER_CHANGE)
+CLIENT_FAULTS = (Scenario.CONSUMER_RESTART, Scenario.LAG_CATCH_UP, Scenario.STANDBY_CUTOVER)
+
 NAME_PATTERN = r"[A-Za-z0-9._-]{1,249}"  # Kafka topic and (our subset of) group names
 FEATURES = ("idempotent_producer", "transactions", "consumer_groups", "kip848_consumer_protocol")
-SCENARIOS = ("broker_loss", "zone_loss", "leader_change", "consumer_restart", "lag_catch_up", "standby_cutover")
 
 
 class ParamError(ValueError):
@@ -89,8 +145,8 @@ SPECS: dict[str, tuple[Param, ...]] = {
     ),
     "drill_cadence": (
         Param("window_days", "int", 30, "Each scenario must have passed within this many days.", 1, 365),
-        Param("scenarios", "choices", ["broker_loss", "zone_loss", "leader_change", "consumer_restart",
-                                        "lag_catch_up"], "Scenarios the policy requires.", choices=SCENARIOS),
+        Param("scenarios", "choices", [s.value for s in Scenario if s != Scenario.STANDBY_CUTOVER],
+              "Scenarios the policy requires.", choices=tuple(Scenario.values)),
     ),
     "cost_model": (
         Param("price_cross_zone_gb", "float", 0.02, "Price of one GB crossing zones, in $.", 0, 1000,

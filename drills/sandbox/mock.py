@@ -1,30 +1,16 @@
-"""The sandbox cluster: librdkafka's mock cluster (bundled with confluent-kafka) in its own process.
+"""librdkafka's mock cluster (bundled with confluent-kafka), driven through ctypes.
 
-`SandboxCluster` drives the mock through ctypes. `serve()` runs it with a JSON-lines
-control channel on a Unix socket (broker down/up, leader move, latency, racks, injected
-request errors, topic creation), which `SandboxControl` speaks from other processes.
+`SandboxCluster` validates every argument before it reaches librdkafka and keeps the state
+the control channel reports. The library comes from `drills.kafka.librdkafka_path()`, so the
+mock runs the same librdkafka as the clients.
 """
 
 import ctypes
-import glob
-import json
-import logging
-import os
-import signal
-import socket
-import socketserver
-import subprocess
-import sys
-import threading
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
-import confluent_kafka
-
+from drills import kafka
 from drills.protocol import API_KEYS, API_NAMES
-
-log = logging.getLogger(__name__)
+from drills.sandbox.control import SandboxError
 
 # Error codes that may be injected, by their protocol names.
 ERROR_CODES = {
@@ -38,19 +24,14 @@ ERROR_CODES = {
     "LEADER_NOT_AVAILABLE": 5,
 }
 TOPIC_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-DEFAULT_PROBE_TOPIC = "__recovery_probe"
-
-
-class SandboxError(Exception):
-    """A control request was invalid or the mock refused it."""
 
 
 def _library() -> ctypes.CDLL:
-    libs_dir = Path(confluent_kafka.__file__).resolve().parent.parent / "confluent_kafka.libs"
-    candidates = sorted(glob.glob(str(libs_dir / "librdkafka*.so*")))
-    if not candidates:
-        raise SandboxError(f"librdkafka not found under {libs_dir}; is confluent-kafka installed from its wheel?")
-    lib = ctypes.CDLL(candidates[0])
+    try:
+        path = kafka.librdkafka_path()
+    except kafka.LibrdkafkaNotFound as exc:
+        raise SandboxError(str(exc)) from None
+    lib = ctypes.CDLL(path)
     vp, i32, cs = ctypes.c_void_p, ctypes.c_int32, ctypes.c_char_p
     # Every function gets argtypes and restype: a wrong guess about a pointer segfaults.
     signatures = {
@@ -252,170 +233,3 @@ class SandboxCluster:
             "brokers": [vars(b) for b in self.brokers.values()],
             "topics": self.topics,
         }
-
-
-# --- the control channel ------------------------------------------------------------------
-
-OPERATIONS = {
-    "status": (),
-    "broker_down": ("broker",),
-    "broker_up": ("broker",),
-    "leader_move": ("topic", "partition", "broker"),
-    "latency": ("broker", "rtt_ms"),
-    "rack": ("broker", "rack"),
-    "request_errors": ("api", "errors"),
-    "clear_request_errors": ("api",),
-    "topic_create": ("name", "partitions", "replication_factor"),
-    "spread_leaders": ("name",),
-    "api_version": ("api", "min_version", "max_version"),
-    "requests_track": (),
-    "requests_count": (),
-}
-
-
-def dispatch(cluster: SandboxCluster, request: dict, lock: threading.Lock) -> dict:
-    op = request.get("op")
-    if op not in OPERATIONS:
-        return {"ok": False, "error": f"unknown op {op!r}; one of {', '.join(OPERATIONS)}"}
-    missing = [name for name in OPERATIONS[op] if name not in request]
-    if missing:
-        return {"ok": False, "error": f"{op} needs {', '.join(missing)}"}
-    args = [request[name] for name in OPERATIONS[op]]
-    with lock:
-        try:
-            result = getattr(cluster, op)(*args)
-        except SandboxError as exc:
-            return {"ok": False, "error": str(exc)}
-        return {"ok": True, "result": result if result is not None else cluster.status()}
-
-
-class _Handler(socketserver.StreamRequestHandler):
-    timeout = 10
-
-    def handle(self):
-        for line in self.rfile:
-            try:
-                request = json.loads(line)
-                if not isinstance(request, dict):
-                    raise ValueError("request must be a JSON object")
-                reply = dispatch(self.server.cluster, request, self.server.lock)
-            except ValueError as exc:
-                reply = {"ok": False, "error": f"bad request: {exc}"}
-            self.wfile.write(json.dumps(reply).encode() + b"\n")
-            self.wfile.flush()
-
-
-class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-
-
-def serve(*, state_file: Path, brokers: int = 3, probe_topic: str = DEFAULT_PROBE_TOPIC, ready=None) -> None:
-    """Run a sandbox cluster until SIGTERM or SIGINT; publish its address in `state_file`."""
-    state_file = Path(state_file)
-    state_file.parent.mkdir(parents=True, exist_ok=True)
-    socket_path = state_file.with_suffix(".sock")
-    if socket_path.exists():
-        socket_path.unlink()
-    cluster = SandboxCluster(brokers=brokers)
-    stop = threading.Event()
-    server = None
-    try:
-        cluster.topic_create(probe_topic, partitions=2 * brokers, replication_factor=min(3, brokers))
-        cluster.spread_leaders(probe_topic)
-        server = _Server(str(socket_path), _Handler)
-        server.cluster = cluster
-        server.lock = threading.Lock()
-        os.chmod(socket_path, 0o600)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
-        state = {
-            "bootstrap": cluster.bootstrap,
-            "control": str(socket_path),
-            "pid": os.getpid(),
-            "probe_topic": probe_topic,
-        }
-        tmp = state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        tmp.replace(state_file)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
-        log.info("sandbox cluster up: %s (control %s)", cluster.bootstrap, socket_path)
-        if ready:
-            ready(state)
-        while not stop.wait(0.5):
-            pass
-    finally:
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        cluster.close()
-        for path in (state_file, socket_path):
-            path.unlink(missing_ok=True)
-
-
-class SandboxControl:
-    """Client of the control channel; every request has a timeout."""
-
-    def __init__(self, socket_path: str | os.PathLike, *, timeout: float = 5.0):
-        self.socket_path = str(socket_path)
-        self.timeout = timeout
-
-    def call(self, op: str, **params) -> dict:
-        request = json.dumps({"op": op, **params}).encode() + b"\n"
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(self.timeout)
-                sock.connect(self.socket_path)
-                sock.sendall(request)
-                reply = b""
-                while not reply.endswith(b"\n"):
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    reply += chunk
-        except OSError as exc:
-            raise SandboxError(f"sandbox control channel {self.socket_path} unreachable: {exc}") from None
-        try:
-            answer = json.loads(reply)
-        except ValueError:
-            raise SandboxError("sandbox control channel sent a malformed reply") from None
-        if not answer.get("ok"):
-            raise SandboxError(answer.get("error", "unknown error"))
-        return answer["result"]
-
-
-def read_state(state_file: Path, *, wait: float = 0.0) -> dict:
-    """The running sandbox's state; waits up to `wait` seconds for it to appear."""
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            return json.loads(Path(state_file).read_text())
-        except (FileNotFoundError, ValueError):
-            if time.monotonic() >= deadline:
-                raise SandboxError(f"no sandbox cluster is running (no state in {state_file})") from None
-            time.sleep(0.05)
-
-
-def spawn(state_file: Path, *, brokers: int = 3, wait: float = 20.0, **popen) -> tuple[subprocess.Popen, dict]:
-    """Start `manage.py sandbox` as a child process and wait for its state."""
-    root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "SCORECARD_MODE": os.environ.get("SCORECARD_MODE", "demo")}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(root / "manage.py"),
-            "sandbox",
-            "--brokers",
-            str(brokers),
-            "--state-file",
-            str(state_file),
-        ],
-        cwd=root,
-        env=env,
-        **popen,
-    )
-    try:
-        return process, read_state(state_file, wait=wait)
-    except SandboxError:
-        process.kill()
-        process.wait(5)
-        raise

@@ -1,0 +1,258 @@
+"""The drill engine: sustained writes and reads on the probe topic while a fault is injected,
+then recovery, then validation (produce-consume-validate, DESIGN.md section 5).
+
+The engine knows nothing of the database: the runner gives it hooks to report progress, to
+ask whether a person pressed Abort, to persist the recovery plan before the fault, and to
+record events. Recovery runs in a `finally`: no path leaves the cluster disrupted.
+"""
+
+import contextlib
+import logging
+import time
+import uuid
+from types import SimpleNamespace
+
+from drills import kafka
+from drills.actuators import Action, ActuatorError
+from drills.engine.base import Clock, DrillAborted, DrillResult, Hooks
+from drills.engine.client_faults import ConsumerRestart, standby_cutover
+from drills.engine.figures import Observed, drill_figures, drill_outcome
+from drills.engine.guardrails import Guardrails
+from drills.engine.traffic import MetadataWatcher, Traffic
+from drills.scenarios import FaultPlan
+from scorecard.catalog import Scenario
+
+log = logging.getLogger(__name__)
+
+TICK = 0.1  # seconds between guardrail evaluations
+PROGRESS_EVERY = 0.5
+ABORT_CHECK_EVERY = 0.5
+
+
+class DrillEngine:
+    """Runs one fault plan: baseline, fault, hold under guardrails, recovery, settle, validate."""
+
+    def __init__(
+        self,
+        *,
+        connection: kafka.ConnectionSettings,
+        actuator,
+        plan: FaultPlan,
+        config: SimpleNamespace,
+        hooks: Hooks,
+        standby: kafka.ConnectionSettings | None = None,
+    ):
+        self.connection = connection
+        self.standby = standby
+        self.actuator = actuator
+        self.plan = plan
+        self.config = config
+        self.hooks = hooks
+        self.run_id = uuid.uuid4().hex[:12]
+        self.clock = Clock()
+        self.guardrails = Guardrails(config)
+        self.phase = "setup"
+        self.fault_ns: int | None = None
+        self.recover_ns: int | None = None
+        self.tripped = ""
+        self.tripped_ns: int | None = None
+        self.injected: list[Action] = []
+        self.manual_steps = 0
+        self.group_figures: dict = {}
+        self.resume_ns: int | None = None
+        self.traffic: Traffic | None = None
+        self.watcher: MetadataWatcher | None = None
+
+    def event(self, kind: str, **detail) -> None:
+        detail["at_s"] = round(self.clock.elapsed(), 3)
+        self.hooks.event(kind, detail)
+
+    # --- guardrails and progress ----------------------------------------------------------
+
+    def guardrail_state(self) -> dict:
+        return self.guardrails.state(
+            elapsed_s=self.clock.elapsed(),
+            consumer_lag=self.traffic.consumer_lag,
+            healthy_brokers=self.watcher.healthy_brokers(),
+        )
+
+    def _progress(self, guardrail_state: dict) -> None:
+        self.hooks.progress(
+            {
+                "phase": self.phase,
+                "elapsed_s": round(self.clock.elapsed(), 1),
+                **self.traffic.counts(),
+                "guardrails": guardrail_state,
+                "tripped": self.tripped,
+                "producer_fatal_errors": len(self.traffic.fatal_errors),
+            }
+        )
+
+    def hold(self, seconds: float) -> None:
+        """Wait while evaluating guardrails; raise DrillAborted when one trips."""
+        until = time.monotonic() + seconds
+        last_progress = last_abort_check = 0.0
+        while time.monotonic() < until:
+            state = self.guardrail_state()
+            tripped = self.guardrails.tripped(state)
+            now = time.monotonic()
+            if not tripped and now - last_abort_check >= ABORT_CHECK_EVERY:
+                last_abort_check = now
+                if self.hooks.should_abort():
+                    tripped = "abort"
+            if tripped:
+                self.tripped, self.tripped_ns = tripped, time.time_ns()
+                self.event("guardrail_tripped", guardrail=tripped, state=state.get(tripped))
+                self._progress(state)
+                raise DrillAborted(tripped)
+            if now - last_progress >= PROGRESS_EVERY:
+                last_progress = now
+                self._progress(state)
+            time.sleep(TICK)
+
+    # --- faults and recovery ----------------------------------------------------------------
+
+    def perform(self, action: Action) -> None:
+        started = time.time_ns()
+        detail = self.actuator.perform(action) or {}
+        if getattr(self.actuator, "kind", "") == "manual":
+            self.manual_steps += 1
+        self.event(
+            "action",
+            action=action.as_dict(),
+            description=action.describe(),
+            seconds=round((time.time_ns() - started) / 1e9, 3),
+            **detail,
+        )
+
+    def inject(self, restart: ConsumerRestart | None) -> None:
+        self.phase = "fault"
+        self.hooks.recovery_plan([a.as_dict() for a in self.plan.recover])
+        self.fault_ns = time.time_ns()
+        self.event("fault", description=self.plan.description)
+        if self.plan.client_fault == Scenario.LAG_CATCH_UP:
+            self.traffic.consumer_paused.set()
+        elif self.plan.client_fault == Scenario.CONSUMER_RESTART:
+            restart.kill()
+        elif self.plan.client_fault == Scenario.STANDBY_CUTOVER:
+            self.group_figures, self.resume_ns = standby_cutover(self.connection, self.standby, self.config)
+            self.event("standby_cutover", **self.group_figures)
+        for action in self.plan.inject:
+            self.injected.append(action)
+            self.perform(action)
+
+    def recover(self) -> None:
+        """Undo every injected action, in plan order; keep going past a failing step."""
+        if self.recover_ns is not None or not (self.injected or self.plan.client_fault):
+            return
+        self.phase = "recovery"
+        self.recover_ns = time.time_ns()
+        self.traffic.recovered_ns = self.recover_ns
+        self.traffic.consumer_paused.clear()
+        errors = []
+        for action in self.plan.recover:
+            try:
+                self.perform(action)
+            except ActuatorError as exc:
+                errors.append(f"{action.describe()}: {exc}")
+                self.event("recovery_failed", action=action.as_dict(), error=str(exc))
+        if errors:
+            raise ActuatorError("; ".join(errors))
+
+    # --- the run ----------------------------------------------------------------------------
+
+    def run(self) -> DrillResult:
+        c = self.config
+        self.clock = Clock()
+        metadata = kafka.cluster_metadata(self.connection, timeout=10, topic=c.topic)
+        partitions = [p.id for p in metadata.topic_partitions(c.topic) if p.id >= 0]
+        if not partitions:
+            raise kafka.KafkaCallError(f"the probe topic {c.topic} does not exist")
+        start_keys, failures = kafka.list_offsets(self.connection, [(c.topic, p) for p in partitions], timeout=10)
+        if failures:
+            raise kafka.KafkaCallError(f"partitions without an answering leader before the fault: {failures}")
+        self.traffic = Traffic(
+            self.connection,
+            config=c,
+            partitions=partitions,
+            start={p: o for (_, p), o in start_keys.items()},
+            run_id=self.run_id,
+            clock=self.clock,
+            event=self.event,
+            on_report=self.guardrails.record,
+        )
+        self.watcher = MetadataWatcher(self.connection, clock=self.clock)
+        self.traffic.begin()
+        self.watcher.begin()
+        restart = None
+        if self.plan.client_fault == Scenario.CONSUMER_RESTART:
+            restart = ConsumerRestart(
+                self.connection, topic=c.topic, group=f"krs-drill-{self.run_id}", event=self.event
+            )
+        error = ""
+        try:
+            try:
+                self.phase = "baseline"
+                self.event("phase", phase="baseline")
+                if restart is not None:
+                    restart.start()
+                self.hold(c.baseline_seconds)
+                self.inject(restart)
+                self.hold(c.fault_seconds)
+            except DrillAborted:
+                pass
+            except (ActuatorError, kafka.KafkaCallError) as exc:
+                error = str(exc)
+                self.event("error", error=error)
+            finally:
+                try:
+                    self.recover()
+                except ActuatorError as exc:
+                    error = error or f"recovery failed: {exc}"
+            if restart is not None and self.fault_ns is not None:
+                restart.resume(within=c.settle_seconds + 15)
+                self.group_figures, self.resume_ns = restart.figures, restart.resume_ns
+            self.phase = "settle"
+            self.event("phase", phase="settle")
+            # Recovery already ran: an abort during settling only shortens the observation.
+            with contextlib.suppress(DrillAborted):
+                self.hold(c.settle_seconds)
+        finally:
+            if restart is not None:
+                restart.close()
+            self.phase = "validate"
+            self.traffic.end()
+            self.watcher.end()
+        return self._result(error)
+
+    def _result(self, error: str) -> DrillResult:
+        try:
+            read_back = self.traffic.read_back()
+        except kafka.KafkaCallError as exc:
+            read_back = []
+            error = error or f"validation read failed: {exc.reason}"
+        with self.traffic.lock:
+            deliveries = list(self.traffic.deliveries)
+            consumed = dict(self.traffic.consumed)
+        figures, timeline = drill_figures(
+            Observed(
+                run_id=self.run_id,
+                clock=self.clock,
+                deliveries=deliveries,
+                consumed=consumed,
+                read_back=read_back,
+                samples=self.watcher.samples,
+                fault_ns=self.fault_ns,
+                recover_ns=self.recover_ns,
+                tripped_ns=self.tripped_ns,
+                client_fault=self.plan.client_fault,
+                group_figures=self.group_figures,
+                resume_ns=self.resume_ns,
+                fatal_errors=self.traffic.fatal_errors,
+                manual_steps=self.manual_steps,
+                guardrails=self.guardrails.limits(),
+            ),
+            self.config,
+        )
+        outcome = drill_outcome(figures, tripped=self.tripped, error=error)
+        return DrillResult(outcome, figures, timeline, self.tripped, error, self.manual_steps)

@@ -1,0 +1,136 @@
+"""Connecting to a cluster, and what a failed call becomes: typed errors with a safe reason.
+
+The connection settings build every client's configuration (timeouts, the librdkafka logger);
+the helpers here send admin requests and turn confluent-kafka's exceptions into
+KafkaCallError or UnsupportedApi. The other modules of the package build on them.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import confluent_kafka
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+
+librdkafka_log = logging.getLogger("drills.kafka.librdkafka")
+
+
+class KafkaCallError(Exception):
+    """A Kafka call failed; `reason` is safe to show (it never holds a secret)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UnsupportedApi(KafkaCallError):
+    """The cluster does not implement an API a probe needs."""
+
+    def __init__(self, api: str, detail: str = ""):
+        super().__init__(f"the cluster does not support the {api} API" + (f" ({detail})" if detail else ""))
+        self.api = api
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """How to reach a cluster. repr hides the secret so it cannot leak through logs."""
+
+    bootstrap_servers: str
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)
+    ssl_ca_pem: str = field(default="", repr=False)
+
+    @classmethod
+    def for_cluster(cls, cluster) -> "ConnectionSettings":
+        """From a registered Cluster (scorecard.models.Cluster)."""
+        return cls(
+            bootstrap_servers=cluster.bootstrap_servers,
+            security_protocol=cluster.security_protocol,
+            sasl_mechanism=cluster.sasl_mechanism,
+            sasl_username=cluster.sasl_username,
+            sasl_password=cluster.sasl_password,
+            ssl_ca_pem=cluster.ssl_ca_pem,
+        )
+
+    def client_config(self, timeout: float) -> dict:
+        timeout_ms = str(max(1000, int(timeout * 1000)))
+        config = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+            "socket.timeout.ms": timeout_ms,
+            "socket.connection.setup.timeout.ms": timeout_ms,
+            "reconnect.backoff.max.ms": "1000",
+            "logger": librdkafka_log,
+            "log_level": 3,
+        }
+        if self.security_protocol.startswith("SASL"):
+            config["sasl.mechanism"] = self.sasl_mechanism
+            config["sasl.username"] = self.sasl_username
+            config["sasl.password"] = self.sasl_password
+        if self.ssl_ca_pem and self.security_protocol.endswith("SSL"):
+            config["ssl.ca.pem"] = self.ssl_ca_pem
+        return config
+
+
+def _translate(exc: KafkaException, api: str) -> KafkaCallError:
+    error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    if error is None:
+        return KafkaCallError(f"{api} failed: {exc}")
+    code = error.code()
+    if code in (KafkaError._UNSUPPORTED_FEATURE, KafkaError.UNSUPPORTED_VERSION, KafkaError.INVALID_REQUEST):
+        return UnsupportedApi(api, error.str())
+    if code in (KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT):
+        return KafkaCallError(f"{api} timed out: {error.str()}")
+    if code in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE):
+        return KafkaCallError(f"{api}: cluster unreachable or not answering ({error.str()})")
+    if code in (KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._AUTHENTICATION, KafkaError._SSL):
+        return KafkaCallError(f"{api}: authentication failed ({error.name()})")
+    return KafkaCallError(f"{api} failed: {error.name()}: {error.str()}")
+
+
+def _admin(settings: ConnectionSettings, timeout: float) -> AdminClient:
+    return AdminClient(settings.client_config(timeout))
+
+
+def _answer(api: str, timeout: float, send: Callable[[], Any]) -> Any:
+    """Send an admin request (`send` returns its future) and wait for the answer within the
+    timeout; a refusal, an unsupported API or the timeout becomes a typed error."""
+    try:
+        return send().result(timeout=timeout + 1)
+    except KafkaException as exc:
+        raise _translate(exc, api) from None
+    except TimeoutError:
+        raise KafkaCallError(f"{api} timed out") from None
+
+
+def admin_client(settings: ConnectionSettings, *, timeout: float) -> AdminClient:
+    """A client to keep for repeated metadata polls (a drill's watcher)."""
+    return AdminClient({**settings.client_config(timeout), "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 200})
+
+
+def _is_fatal(exc: KafkaException) -> bool:
+    error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    return error is not None and (error.fatal() or error.code() == KafkaError._FATAL)
+
+
+class LibrdkafkaNotFound(Exception):
+    """The librdkafka shared library bundled in the confluent-kafka wheel is not where it should be
+    (confluent-kafka installed from a source build or a distribution package, not its wheel)."""
+
+
+def librdkafka_path() -> str:
+    """Path of the librdkafka shared library bundled in the confluent-kafka wheel.
+
+    The sandbox loads it through ctypes to run librdkafka's mock cluster, so it runs the same
+    librdkafka as the clients. Raises LibrdkafkaNotFound when the wheel's library is missing.
+    """
+    libs_dir = Path(confluent_kafka.__file__).resolve().parent.parent / "confluent_kafka.libs"
+    candidates = sorted(str(path) for path in libs_dir.glob("librdkafka*.so*"))
+    if not candidates:
+        raise LibrdkafkaNotFound(f"librdkafka not found under {libs_dir}; is confluent-kafka installed from its wheel?")
+    return candidates[0]

@@ -1,0 +1,74 @@
+"""One bootstrap address at a time: TCP connect, a metadata answer, TLS expiry, anonymous refusal."""
+
+import socket
+import ssl
+import time
+from dataclasses import dataclass, replace
+
+from confluent_kafka import KafkaException
+
+from drills.kafka.client import ConnectionSettings, _admin, _translate
+
+
+@dataclass(frozen=True)
+class EndpointResult:
+    address: str
+    connect_ms: float | None
+    metadata_ms: float | None
+    brokers: int | None
+    error: str | None
+    cert_days_left: float | None = None
+    cert_subject: str | None = None
+    unauthenticated_refused: bool | None = None
+
+
+def _tls_certificate(host: str, port: int, settings: ConnectionSettings, timeout: float) -> tuple[float, str]:
+    """Days until the listener's certificate expires, and its subject."""
+    context = ssl.create_default_context(cadata=settings.ssl_ca_pem or None)
+    with (
+        socket.create_connection((host, port), timeout=timeout) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        cert = tls.getpeercert()
+    expires = ssl.cert_time_to_seconds(cert["notAfter"])
+    subject = ",".join("=".join(pair) for rdn in cert.get("subject", ()) for pair in rdn)
+    return (expires - time.time()) / 86400, subject
+
+
+def endpoint_check(settings: ConnectionSettings, *, host: str, port: int, timeout: float) -> EndpointResult:
+    """Connect to one bootstrap address alone: TCP connect time, a metadata answer, TLS expiry,
+    and for SASL listeners whether an unauthenticated client is refused."""
+    address = f"{host}:{port}"
+    started = time.perf_counter()
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            connect_ms = (time.perf_counter() - started) * 1000
+    except OSError as exc:
+        return EndpointResult(address, None, None, None, f"connect failed: {exc.strerror or exc}")
+    cert_days = subject = None
+    if settings.security_protocol.endswith("SSL"):
+        try:
+            cert_days, subject = _tls_certificate(host, port, settings, timeout)
+        except (OSError, ssl.SSLError, ValueError, KeyError) as exc:
+            return EndpointResult(address, round(connect_ms, 3), None, None, f"TLS handshake failed: {exc}")
+    single = replace(settings, bootstrap_servers=address)
+    started = time.perf_counter()
+    try:
+        metadata = _admin(single, timeout).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        return EndpointResult(address, round(connect_ms, 3), None, None, _translate(exc, "Metadata").reason,
+                              cert_days, subject)  # fmt: skip
+    metadata_ms = (time.perf_counter() - started) * 1000
+    refused = None
+    if settings.security_protocol.startswith("SASL"):
+        anonymous = ConnectionSettings(
+            address, "SSL" if settings.security_protocol == "SASL_SSL" else "PLAINTEXT", ssl_ca_pem=settings.ssl_ca_pem
+        )
+        try:
+            _admin(anonymous, timeout).list_topics(timeout=timeout)
+            refused = False
+        except KafkaException:
+            refused = True
+    return EndpointResult(
+        address, round(connect_ms, 3), round(metadata_ms, 3), len(metadata.brokers), None, cert_days, subject, refused
+    )

@@ -1,0 +1,292 @@
+"""Records: probe record encoding, sequenced produce with delivery reports, reading back."""
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from drills.kafka.admin import TopicPartitionKey
+from drills.kafka.client import ConnectionSettings, KafkaCallError, _is_fatal, _translate
+
+log = logging.getLogger(__name__)
+
+PROBE_HEADER = b"krs1"
+
+
+# --- sequenced produce and read-back --------------------------------------------------------
+
+
+@dataclass
+class Delivery:
+    """One produced record: where it went, when it was sent and acknowledged, or why not."""
+
+    partition: int
+    seq: int
+    sent_ns: int
+    acked_ns: int | None = None
+    offset: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ConsumedRecord:
+    partition: int
+    offset: int
+    run: str
+    seq: int
+    sent_ns: int
+    consumed_ns: int
+
+
+def _reporter(delivery: Delivery, then: Callable[[Delivery], None] | None = None):
+    """The delivery callback of one record: when it was reported, with its offset or error;
+    `then` is told once the delivery holds its outcome.
+
+    A successful report without an offset is kept as such: the sandbox's injected errors produce
+    them for records that never reached the log, and the verifier must be able to tell."""
+
+    def callback(err, msg):
+        delivery.acked_ns = time.time_ns()
+        if err is not None:
+            delivery.error = err.name()
+        else:
+            offset = msg.offset()
+            delivery.offset = offset if offset is not None and offset >= 0 else None
+        if then is not None:
+            then(delivery)
+
+    return callback
+
+
+def encode_record(run: str, partition: int, seq: int, sent_ns: int) -> bytes:
+    return b"|".join([PROBE_HEADER, run.encode(), str(partition).encode(), str(seq).encode(), str(sent_ns).encode()])
+
+
+def decode_record(value: bytes | None) -> tuple[str, int, int, int] | None:
+    """(run, partition, seq, sent_ns) of a probe record, or None for anything else."""
+    if not value or not value.startswith(PROBE_HEADER + b"|"):
+        return None
+    parts = value.split(b"|")
+    if len(parts) != 5:
+        return None
+    try:
+        return parts[1].decode(), int(parts[2]), int(parts[3]), int(parts[4])
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class ProduceResult:
+    deliveries: list[Delivery]
+    producer_init_s: float
+    fatal_error: str | None = None
+
+
+def produce_sequenced(
+    settings: ConnectionSettings, *, topic: str, partitions: list[int], count: int, run: str, timeout: float
+) -> ProduceResult:
+    """Produce `count` records round-robin over the partitions with acks=all and idempotence.
+
+    Each record carries (run, partition, sequence, send time); every delivery report is
+    kept. Records not reported within `timeout` are marked with an error, never dropped.
+    A producer in a fatal state (an idempotent producer whose broker forgot its id) stops
+    the run; the reason is returned and every record it never acknowledged is marked.
+    """
+    config = {
+        **settings.client_config(timeout),
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        "message.timeout.ms": max(1000, int(timeout * 1000)),
+        "queue.buffering.max.messages": max(100_000, count),
+    }
+    deadline = time.monotonic() + timeout
+    fatal_errors: list[str] = []
+
+    def on_error(error: KafkaError) -> None:
+        if error.fatal() and not fatal_errors:
+            fatal_errors.append(f"{error.name()}: {error.str()}")
+
+    producer = Producer({**config, "error_cb": on_error})
+    # The idempotent producer acquires its producer id before the first ack (about 0.5 s on
+    # the sandbox); one warm-up record keeps that out of the latency of the measured records.
+    warmup_started = time.monotonic()
+    try:
+        producer.produce(
+            topic, encode_record(f"{run}-warmup", partitions[0], 0, time.time_ns()), partition=partitions[0]
+        )
+        producer.flush(timeout / 2)
+    except KafkaException as exc:
+        raise _translate(exc, "Produce") from None
+    init_s = time.monotonic() - warmup_started
+    deliveries: list[Delivery] = []
+
+    try:
+        for seq in range(count):
+            if fatal_errors:
+                break
+            partition = partitions[seq % len(partitions)]
+            sent_ns = time.time_ns()
+            delivery = Delivery(partition=partition, seq=seq, sent_ns=sent_ns)
+            deliveries.append(delivery)
+            while True:
+                try:
+                    producer.produce(
+                        topic,
+                        encode_record(run, partition, seq, sent_ns),
+                        partition=partition,
+                        on_delivery=_reporter(delivery),
+                    )
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+                if time.monotonic() > deadline:
+                    delivery.error = "local queue full until the deadline"
+                    break
+            producer.poll(0)
+        remaining = producer.flush(max(0.1, deadline - time.monotonic()))
+        if remaining:
+            producer.purge()
+            producer.flush(1)
+    except KafkaException as exc:
+        if not _is_fatal(exc):
+            raise _translate(exc, "Produce") from None
+        try:
+            producer.poll(0)  # delivers the underlying fatal error, through error_cb or raised
+        except KafkaException as underlying:
+            if not fatal_errors and underlying.args and isinstance(underlying.args[0], KafkaError):
+                fatal_errors.append(f"{underlying.args[0].name()}: {underlying.args[0].str()}")
+        if not fatal_errors:
+            fatal_errors.append(_translate(exc, "Produce").reason)
+    fatal = fatal_errors[0] if fatal_errors else None
+    if fatal:
+        log.warning("producer entered a fatal state: %s", fatal)
+    for delivery in deliveries:
+        if delivery.acked_ns is None and delivery.error is None:
+            delivery.error = "producer fatal error" if fatal else "no delivery report before the deadline"
+    return ProduceResult(deliveries=deliveries, producer_init_s=init_s, fatal_error=fatal)
+
+
+def read_range(
+    settings: ConnectionSettings,
+    *,
+    topic: str,
+    start: dict[int, int],
+    end: Callable[[], dict[int, int] | None],
+    timeout: float,
+) -> list[ConsumedRecord]:
+    """Read each partition from `start` until `end()` offsets are reached or the deadline passes.
+
+    `end` returns None while the end is not yet known, so the reader can run while records
+    are still being produced and measure end-to-end latency. No consumer group commits.
+    """
+    consumer = Consumer(
+        {
+            **settings.client_config(timeout),
+            "group.id": f"krs-probe-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 50,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": False,
+        }
+    )
+    records: list[ConsumedRecord] = []
+    position = dict(start)
+    try:
+        consumer.assign([TopicPartition(topic, p, offset) for p, offset in start.items()])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ends = end()
+            if ends is not None and all(position.get(p, 0) >= offset for p, offset in ends.items()):
+                break
+            batch = consumer.consume(num_messages=1000, timeout=min(0.2, max(0.01, deadline - time.monotonic())))
+            now = time.time_ns()
+            for msg in batch:
+                if msg.error():
+                    if msg.error().fatal():
+                        raise KafkaCallError(f"Fetch failed: {msg.error().name()}")
+                    continue
+                position[msg.partition()] = msg.offset() + 1
+                decoded = decode_record(msg.value())
+                if decoded is not None:
+                    run, _partition, seq, sent_ns = decoded
+                    records.append(ConsumedRecord(msg.partition(), msg.offset(), run, seq, sent_ns, now))
+    except KafkaException as exc:
+        raise _translate(exc, "Fetch") from None
+    finally:
+        consumer.close()
+    return records
+
+
+def produce_values(
+    settings: ConnectionSettings, *, topic: str, values: Iterable[tuple[int | None, bytes]], timeout: float
+) -> int:
+    """Produce (partition, value) pairs with acks=all; returns how many were acknowledged."""
+    producer = Producer({**settings.client_config(timeout), "acks": "all", "linger.ms": 5})
+    acked = 0
+
+    def report(err, _msg):
+        nonlocal acked
+        if err is None:
+            acked += 1
+
+    try:
+        for partition, value in values:
+            kwargs = {} if partition is None else {"partition": partition}
+            while True:
+                try:
+                    producer.produce(topic, value, on_delivery=report, **kwargs)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        producer.flush(timeout)
+    except KafkaException as exc:
+        raise _translate(exc, "Produce") from None
+    return acked
+
+
+@dataclass(frozen=True)
+class SampledRecord:
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    size: int
+
+
+def sample_records(
+    settings: ConnectionSettings, *, starts: dict[TopicPartitionKey, int], per_partition: int, timeout: float
+) -> list[SampledRecord]:
+    """Read up to `per_partition` records from each given offset (timestamps and sizes only)."""
+    if not starts:
+        return []
+    consumer = Consumer(
+        {
+            **settings.client_config(timeout),
+            "group.id": f"krs-sample-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 50,
+        }
+    )
+    wanted = dict.fromkeys(starts, per_partition)
+    records: list[SampledRecord] = []
+    try:
+        consumer.assign([TopicPartition(t, p, o) for (t, p), o in starts.items()])
+        deadline = time.monotonic() + timeout
+        while any(wanted.values()) and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=500, timeout=0.2):
+                key = (msg.topic(), msg.partition())
+                if msg.error() or not wanted.get(key):
+                    continue
+                wanted[key] -= 1
+                kind, stamp = msg.timestamp()
+                size = len(msg.value() or b"") + len(msg.key() or b"")
+                records.append(SampledRecord(key[0], key[1], msg.offset(), stamp if kind else None, size))
+    except KafkaException as exc:
+        raise _translate(exc, "Fetch") from None
+    finally:
+        consumer.close()
+    return records

@@ -1,0 +1,273 @@
+"""What workers execute: a check's probe, a drill from its claim to its evidence, and the
+recovery of a drill whose worker died. Tasks call these; pages never do (they only queue)."""
+
+import logging
+import threading
+import time
+from datetime import timedelta
+from types import SimpleNamespace
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, transaction
+from django.utils import timezone
+
+from drills import kafka, scenarios
+from drills.actuators import Action, ActuatorError, ManualActuator, actuator_for
+from drills.engine import DrillEngine, DrillResult, Hooks
+from drills.evidence import drill_evidence_record
+from drills.models import DrillRun, DrillTimeline
+from drills.probes import probe_run
+from drills.probes.base import ProbeResult
+from scorecard import catalog, services
+from scorecard.catalog import ProbeKind
+from scorecard.models import Check, Evidence, InvalidTransition, Status
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_EVERY = 2.0
+STEP_POLL_SECONDS = 0.5
+
+
+# --- checks ------------------------------------------------------------------------------------
+
+
+def check_run_execute(*, run_id: int, worker: str) -> Evidence | None:
+    """Claim the run, probe, append evidence. Shared by on-demand and scheduled runs."""
+    run = services.check_run_claim(run_id=run_id, worker=worker)
+    if run is None:
+        log.info("run %s already claimed or gone; nothing to do", run_id)
+        return None
+    try:
+        result = probe_run(run.check_obj)
+    except SoftTimeLimitExceeded:
+        result = ProbeResult(Status.ERROR, "the probe exceeded the task time limit", {"error": "task time limit"})
+    except Exception as exc:  # a bug must still leave evidence, not a run stuck in RUNNING
+        log.exception("probe of run %s crashed", run_id)
+        result = ProbeResult(Status.ERROR, f"the probe crashed: {type(exc).__name__}", {"error": type(exc).__name__})
+    try:
+        return services.check_run_finish(
+            run=run,
+            status=result.status,
+            summary=result.summary,
+            measurements=result.measurements,
+            collected_by=f"{worker} ({run.requested_by})",
+        )
+    except InvalidTransition:
+        log.warning("run %s was reclaimed by another delivery; its evidence is that delivery's", run_id)
+        return None
+
+
+def check_run_scheduled(*, check_id: int, task_id: str, worker: str) -> Evidence | None:
+    """A run sent by beat: its row is created once per message, so a redelivery finds it."""
+    run = services.check_run_for_schedule(check_id=check_id, task_id=task_id)
+    return None if run is None else check_run_execute(run_id=run.pk, worker=worker)
+
+
+def _cadence_recompute(*, run: DrillRun, worker: str) -> None:
+    """Drill cadence reads only drill runs: recompute it here, in this worker, at once."""
+    cadence = Check.objects.runnable().filter(row__scorecard__cluster=run.cluster, kind=ProbeKind.DRILL_CADENCE)
+    for check in cadence:
+        cadence_run = services.check_run_create(check=check, requested_by=f"drill {run.pk}")
+        check_run_execute(run_id=cadence_run.pk, worker=worker)
+
+
+# --- drills ------------------------------------------------------------------------------------
+
+
+class Heartbeat(threading.Thread):
+    """Beats for the drill while this worker process lives, whatever the engine is waiting on."""
+
+    def __init__(self, run: DrillRun):
+        super().__init__(name=f"drill-{run.pk}-heartbeat", daemon=True)
+        self.run_obj = run
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(HEARTBEAT_EVERY):
+            try:
+                self.run_obj.beat()
+            except DatabaseError:
+                log.warning("drill %s heartbeat failed", self.run_obj.pk)
+        close_old_connections()
+
+
+def _wait_for_person(run: DrillRun, description: str) -> dict:
+    """Manual actuator: show the step on the page and wait until someone confirms it."""
+    asked = timezone.now()
+    run.await_step(description)
+    while True:
+        run.refresh_from_db(fields=["step_confirmed_at", "abort_requested", "deadline_at"])
+        if run.step_confirmed_at:
+            run.clear_step()
+            return {
+                "asked_at": asked.isoformat(),
+                "confirmed_at": run.step_confirmed_at.isoformat(),
+                "waited_s": round((run.step_confirmed_at - asked).total_seconds(), 3),
+            }
+        if run.abort_requested or (run.deadline_at and timezone.now() > run.deadline_at):
+            run.clear_step()
+            raise ActuatorError(f"nobody confirmed the step: {description}")
+        run.beat()
+        time.sleep(STEP_POLL_SECONDS)
+
+
+def _actuator(run: DrillRun, brokers: dict[int, dict]):
+    return actuator_for(run.cluster, brokers, wait_for_person=lambda description: _wait_for_person(run, description))
+
+
+def _hooks(run: DrillRun, brokers: dict[int, dict]) -> Hooks:
+    abort = {"requested": False}
+
+    def progress(state: dict) -> None:
+        # The progress write (every 0.5 s) also reads the Abort flag; no second query needed.
+        abort["requested"] = run.report_progress(state)
+
+    return Hooks(
+        progress=progress,
+        should_abort=lambda: abort["requested"],
+        event=run.record_event,
+        recovery_plan=lambda actions: run.store_recovery_plan(
+            {"actions": actions, "brokers": {str(k): v for k, v in brokers.items()}}
+        ),
+    )
+
+
+def _drill(run: DrillRun) -> DrillResult:
+    """Plan the fault from live metadata and run the engine; every failure becomes a result."""
+    config = SimpleNamespace(**{**catalog.defaults("drill"), **run.params})
+    connection = kafka.ConnectionSettings.for_cluster(run.cluster)
+    standby = run.cluster.standby
+    try:
+        metadata = kafka.cluster_metadata(connection, timeout=10, topic=config.topic)
+        brokers = {b.id: {"host": b.host, "port": b.port, "rack": b.rack} for b in metadata.brokers}
+        plan = scenarios.plan(
+            run.scenario,
+            metadata,
+            topic=config.topic,
+            broker=config.broker,
+            zone=config.zone,
+            move_leaders=config.move_leaders,
+        )
+        run.describe_plan(plan.description)
+        return DrillEngine(
+            connection=connection,
+            actuator=_actuator(run, brokers),
+            plan=plan,
+            config=config,
+            hooks=_hooks(run, brokers),
+            standby=kafka.ConnectionSettings.for_cluster(standby) if standby else None,
+        ).run()
+    except (kafka.KafkaCallError, scenarios.ScenarioError, ActuatorError) as exc:
+        return DrillResult.aborted(str(exc))
+    except SoftTimeLimitExceeded:
+        # The engine's finally already ran the recovery; record the deadline as the trip.
+        return DrillResult.aborted("the drill passed its deadline", tripped="deadline")
+    except Exception as exc:  # a bug must not leave the cluster disrupted or the run RUNNING
+        log.exception("drill %s crashed", run.pk)
+        run.refresh_from_db()
+        errors = drill_run_recovery_plan_execute(run=run, by="crash handler")
+        return DrillResult.aborted(
+            f"the drill engine crashed ({type(exc).__name__}); the recovery plan ran"
+            + (f" with errors: {'; '.join(errors)}" if errors else "")
+        )
+
+
+def drill_run_execute(*, run_id: int, worker: str) -> DrillRun | None:
+    """Claim the drill, run it under a heartbeat, record its figures and evidence."""
+    run = DrillRun.claim(run_id, worker=worker)
+    if run is None:
+        log.info("drill %s already claimed or gone; nothing to do", run_id)
+        return None
+    heartbeat = Heartbeat(run)
+    heartbeat.start()
+    try:
+        result = _drill(run)
+    finally:
+        heartbeat.stopped.set()
+        heartbeat.join(5)
+    return drill_run_finish(run=run, result=result, worker=worker)
+
+
+def drill_run_finish(*, run: DrillRun, result: DrillResult, worker: str) -> DrillRun | None:
+    """Record the outcome, the timeline and the rows' evidence together; then recompute cadence."""
+    try:
+        with transaction.atomic():
+            run.finish(
+                outcome=result.outcome,
+                figures=result.figures,
+                tripped=result.tripped,
+                error=result.error,
+                manual_steps=result.manual_steps,
+            )
+            if result.timeline is not None:
+                DrillTimeline.objects.update_or_create(run=run, defaults={"data": result.timeline})
+            drill_evidence_record(run=run)
+    except InvalidTransition:
+        log.warning("drill %s was already finished (recovered by the watchdog); result dropped", run.pk)
+        return None
+    _cadence_recompute(run=run, worker=worker)
+    return run
+
+
+# --- recovery of drills whose worker died -----------------------------------------------------------
+
+
+def _stale_before(stale_seconds: float | None):
+    """A drill whose last heartbeat is older than this lost its worker."""
+    seconds = settings.DRILL_HEARTBEAT_STALE_SECONDS if stale_seconds is None else stale_seconds
+    return timezone.now() - timedelta(seconds=seconds)
+
+
+def drills_abandoned(*, stale_seconds: float | None) -> list[DrillRun]:
+    """Active drills whose worker stopped beating, or that are past their deadline."""
+    now = timezone.now()
+    stale = _stale_before(stale_seconds)
+    runs = DrillRun.objects.filter(state__in=[DrillRun.State.RUNNING, DrillRun.State.RECOVERING])
+    return [
+        r
+        for r in runs.select_related("cluster")
+        if (r.heartbeat_at and r.heartbeat_at < stale) or (r.deadline_at and r.deadline_at < now)
+    ]
+
+
+def drill_run_recover_abandoned(*, run_id: int, stale_seconds: float | None, worker: str) -> DrillRun | None:
+    """Run the stored recovery plan of a drill whose worker died, and mark it aborted."""
+    run = DrillRun.claim_abandoned(run_id, worker=worker, stale_before=_stale_before(stale_seconds))
+    if run is None:
+        return None
+    errors = drill_run_recovery_plan_execute(run=run, by=worker)
+    run.record_event("worker_lost", {"recovered_by": worker, "errors": errors})
+    result = DrillResult(
+        outcome=DrillRun.Outcome.ABORTED,
+        figures=run.figures or {},
+        timeline=None,
+        tripped="worker_lost",
+        error="the worker running the drill stopped; the watchdog ran the recovery"
+        + (f" with errors: {'; '.join(errors)}" if errors else ""),
+        manual_steps=run.manual_steps,
+    )
+    return drill_run_finish(run=run, result=result, worker=worker)
+
+
+def drill_run_recovery_plan_execute(*, run: DrillRun, by: str) -> list[str]:
+    """Perform the recovery plan stored before the fault; returns the steps that failed.
+
+    Recovery steps are idempotent (start a started broker, move a leader where it is), so
+    running them after a partial recovery is safe. A manual actuator cannot be driven by a
+    machine: its steps are recorded for a person instead.
+    """
+    plan = run.recovery_plan or {}
+    actuator = _actuator(run, {int(k): v for k, v in plan.get("brokers", {}).items()})
+    errors = []
+    for step in plan.get("actions", []):
+        action = Action(step["op"], step["broker"], step.get("topic", ""), step.get("partition", -1))
+        if actuator is None or isinstance(actuator, ManualActuator):
+            errors.append(f"{action.describe()}: needs a person")
+            continue
+        try:
+            detail = actuator.perform(action) or {}
+            run.record_event("watchdog_recovery", {"action": step, "by": by, **detail})
+        except ActuatorError as exc:
+            errors.append(f"{action.describe()}: {exc}")
+    return errors

@@ -1,0 +1,104 @@
+"""The read side: what the pages show, in a fixed number of queries."""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Max
+from django.utils import timezone
+
+from scorecard.catalog import RowKey
+from scorecard.models import Check, CheckRun, Evidence, Row, Scorecard, Status
+from scorecard.status import check_status, row_status, scorecard_ready
+
+
+@dataclass
+class CheckView:
+    check: Check
+    status: Status
+    latest: Evidence | None
+
+
+@dataclass
+class RowView:
+    row: Row
+    status: Status
+    checks: list[CheckView] = field(default_factory=list)
+
+
+@dataclass
+class ScorecardView:
+    scorecard: Scorecard
+    rows: list[RowView]
+
+    @property
+    def ready(self) -> bool:
+        return scorecard_ready(r.status for r in self.rows)
+
+    @property
+    def proven(self) -> int:
+        return sum(1 for r in self.rows if r.status == Status.PASS)
+
+
+def scorecard_views(*, scorecards: list[Scorecard], now: datetime | None = None) -> list[ScorecardView]:
+    """Status of every row and check of the given scorecards, in a fixed number of queries."""
+    now = now or timezone.now()
+    rows = list(Row.objects.filter(scorecard__in=scorecards).prefetch_related("checks"))
+    checks = [check for row in rows for check in row.checks.all()]
+    latest_ids = (
+        Evidence.objects.filter(check_obj__in=checks)
+        .values("check_obj")
+        .annotate(last_seq=Max("seq"))
+        .values_list("check_obj", "last_seq")
+    )
+    wanted = {(check_id, seq) for check_id, seq in latest_ids}
+    latest: dict[int, Evidence] = {}
+    if wanted:
+        candidates = Evidence.objects.filter(check_obj__in=[c for c, _ in wanted], seq__in=[s for _, s in wanted])
+        latest = {e.check_obj_id: e for e in candidates if (e.check_obj_id, e.seq) in wanted}
+    by_scorecard: dict[int, list[RowView]] = {s.pk: [] for s in scorecards}
+    for row in sorted(rows, key=lambda r: r.position):
+        check_views = []
+        for check in row.checks.all():
+            evidence = latest.get(check.pk)
+            status = check_status(
+                not_applicable=check.not_applicable,
+                latest_status=evidence.status if evidence else None,
+                latest_at=evidence.collected_at if evidence else None,
+                max_age=timedelta(seconds=check.max_age_seconds),
+                now=now,
+            )
+            check_views.append(CheckView(check, status, evidence))
+        status = row_status(
+            (c.status for c in check_views),
+            has_owner=bool(row.owner.strip()),
+            has_rollback_condition=bool(row.rollback_condition.strip()),
+        )
+        by_scorecard[row.scorecard_id].append(RowView(row, status, check_views))
+    return [ScorecardView(s, by_scorecard[s.pk]) for s in scorecards]
+
+
+def scorecards_all() -> list[Scorecard]:
+    return list(Scorecard.objects.select_related("cluster").order_by("cluster__name"))
+
+
+def row_recent_evidence(*, scorecard: Scorecard, per_row: int) -> dict[str, list[Evidence]]:
+    """The newest evidence of each row, at most `per_row` items each."""
+    return {
+        key: list(Evidence.objects.filter(scorecard=scorecard, row_key=key).select_related("check_obj")[:per_row])
+        for key in RowKey.values
+    }
+
+
+def scorecard_recent_runs(*, scorecard: Scorecard, limit: int = 10) -> list[CheckRun]:
+    return list(CheckRun.objects.filter(check_obj__row__scorecard=scorecard).select_related("check_obj__row")[:limit])
+
+
+def row_evidence_page(*, row: Row, page: str | None, per_page: int) -> Page:
+    """One page of a row's evidence history, newest first."""
+    evidence = Evidence.objects.filter(scorecard=row.scorecard, row_key=row.key).select_related("check_obj")
+    return Paginator(evidence, per_page).get_page(page)
+
+
+def check_latest_evidence(*, check: Check) -> Evidence | None:
+    return Evidence.objects.filter(check_obj=check).first()

@@ -1,0 +1,49 @@
+"""Requests to run checks, from the scorecard and check pages: queued on commit, never run in the request."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from scorecard.models import CheckRun
+from tests.factories import check_of, register
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def user_client(client):
+    client.force_login(get_user_model().objects.create_user("sre", password="correct horse battery"))
+    return client
+
+
+def test_run_checks_requires_login(client):
+    scorecard = register()
+    response = client.post(reverse("drills-run-checks", args=[scorecard.cluster_id]))
+    assert response.status_code == 302
+    assert not CheckRun.objects.exists()
+
+
+def test_run_checks_now_queues_a_run_per_applicable_check_after_commit(user_client, django_capture_on_commit_callbacks):
+    scorecard = register()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = user_client.post(reverse("drills-run-checks", args=[scorecard.cluster_id]))
+    assert response.status_code == 302
+    assert CheckRun.objects.filter(state="queued").count() == 8
+    assert len(callbacks) == 8
+
+
+def test_run_now_on_a_check_queues_one_run_on_the_clusters_queue(user_client, django_capture_on_commit_callbacks):
+    check = check_of(register(worker_queue="zone-a"))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = user_client.post(reverse("drills-run-check", args=[check.pk]))
+    assert response.status_code == 302
+    assert CheckRun.objects.get().check_obj == check
+    assert len(callbacks) == 1
+
+
+def test_a_check_marked_not_applicable_cannot_be_run_now(user_client):
+    check = check_of(register())
+    check.not_applicable, check.not_applicable_reason = True, "not on this platform"
+    check.save()
+    assert user_client.post(reverse("drills-run-check", args=[check.pk])).status_code == 404
+    assert not CheckRun.objects.exists()
