@@ -43,8 +43,9 @@ def run_drill(state: dict, scenario: str, **params):
     metadata = kafka.cluster_metadata(connection, timeout=5, topic=config.topic)
     plan = scenarios.plan(scenario, metadata, topic=config.topic, broker=None, zone=None, move_leaders=False)
     started, cpu = time.monotonic(), cpu_seconds()
-    result = DrillEngine(connection=connection, actuator=SandboxActuator(state["control"]), plan=plan, config=config,
-                         hooks=Hooks()).run()  # fmt: skip
+    result = DrillEngine(
+        connection=connection, actuator=SandboxActuator(state["control"]), plan=plan, config=config, hooks=Hooks()
+    ).run()
     return result, time.monotonic() - started, cpu_seconds() - cpu
 
 
@@ -63,17 +64,21 @@ def main() -> None:
                     result, _, _ = run_drill(state, "broker_loss", fault_seconds=down)
                     rto = result.figures["write_rto_s"]
                     errors.append(float("nan") if rto is None else rto - down)
-                print(f"broker down {down:g} s: write RTO error median {statistics.median(errors) * 1000:+.0f} ms "
-                      f"(min {min(errors) * 1000:+.0f}, max {max(errors) * 1000:+.0f}, {args.runs} runs), "
-                      f"RPO {result.figures['rpo_acked_lost']}")  # fmt: skip
+                print(
+                    f"broker down {down:g} s: write RTO error median {statistics.median(errors) * 1000:+.0f} ms "
+                    f"(min {min(errors) * 1000:+.0f}, max {max(errors) * 1000:+.0f}, {args.runs} runs), "
+                    f"RPO {result.figures['rpo_acked_lost']}"
+                )
             for interval in (10, 2):
                 result, wall, cpu = run_drill(state, "leader_change", fault_seconds=5, interval_ms=interval)
                 sent = [r[2] for r in result.timeline["records"]]
                 rate = len(sent) / ((max(sent) - min(sent)) / 1000)
                 # CPU seconds per 1,000 records is the same number as cores per 1,000 records/s.
-                print(f"interval {interval} ms x 6 partitions: {rate:,.0f} records/s while sending, "
-                      f"{len(sent)} records, {cpu:.2f} CPU s over {wall:.1f} s of drill (setup, traffic, "
-                      f"validation): {cpu / len(sent) * 1000:.3f} cores per 1,000 records/s")  # fmt: skip
+                print(
+                    f"interval {interval} ms x 6 partitions: {rate:,.0f} records/s while sending, "
+                    f"{len(sent)} records, {cpu:.2f} CPU s over {wall:.1f} s of drill (setup, traffic, "
+                    f"validation): {cpu / len(sent) * 1000:.3f} cores per 1,000 records/s"
+                )
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(15)

@@ -71,12 +71,16 @@ def main() -> None:
 
             median, best, result, requests = timed(run("cluster_health", timeout_seconds=60), args.repeat, control)
             m = result.measurements
-            print(f"cluster health, {m['partition_count']} partitions: median {median:.3f} s, best {best:.3f} s, "
-                  f"{describe(requests)}, status {result.status}")  # fmt: skip
+            print(
+                f"cluster health, {m['partition_count']} partitions: median {median:.3f} s, best {best:.3f} s, "
+                f"{describe(requests)}, status {result.status}"
+            )
 
             median, best, result, requests = timed(run("durability_config", timeout_seconds=60), args.repeat, control)
-            print(f"durability config, sandbox (no DescribeConfigs): median {median:.3f} s, {describe(requests)}, "
-                  f"status {result.status}: {result.summary[:60]}")  # fmt: skip
+            print(
+                f"durability config, sandbox (no DescribeConfigs): median {median:.3f} s, {describe(requests)}, "
+                f"status {result.status}: {result.summary[:60]}"
+            )
             # A cluster that answers DescribeConfigs: the answers are supplied at the seam, so this
             # measures metadata plus the probe's own evaluation of every topic.
             good = {"min.insync.replicas": "2", "unclean.leader.election.enable": "false"}
@@ -91,9 +95,11 @@ def main() -> None:
                 median, best, result, requests = timed(
                     run("durability_config", timeout_seconds=60), args.repeat, control
                 )
-            print(f"durability config, configs supplied, {result.measurements['topics_checked']} topics: "
-                  f"median {median:.3f} s, best {best:.3f} s, {describe(requests)} to the cluster, "
-                  f"status {result.status}")  # fmt: skip
+            print(
+                f"durability config, configs supplied, {result.measurements['topics_checked']} topics: "
+                f"median {median:.3f} s, best {best:.3f} s, {describe(requests)} to the cluster, "
+                f"status {result.status}"
+            )
 
             for records in args.records:
                 repeat = args.repeat if records <= 10_000 else 3
@@ -101,10 +107,12 @@ def main() -> None:
                     run("ack_write", records=records, timeout_seconds=120), repeat, control
                 )
                 m = result.measurements
-                print(f"acknowledged write, {records} records: median {median:.3f} s, best {best:.3f} s, "
-                      f"{records / median:,.0f} records verified/s, produce p99 {m['produce_ms_p99']} ms, "
-                      f"e2e p99 {m['e2e_ms_p99']} ms, {sum(requests.values())} requests, "
-                      f"status {result.status}")  # fmt: skip
+                print(
+                    f"acknowledged write, {records} records: median {median:.3f} s, best {best:.3f} s, "
+                    f"{records / median:,.0f} records verified/s, produce p99 {m['produce_ms_p99']} ms, "
+                    f"e2e p99 {m['e2e_ms_p99']} ms, {sum(requests.values())} requests, "
+                    f"status {result.status}"
+                )
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(15)

@@ -115,26 +115,31 @@ SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not EMBEDDED)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 
-# Celery. The Redis visibility timeout must exceed the longest task, or Redis would
-# hand a still-running task to a second worker.
+# Celery. Limits are reconciled at start-up (drills/checks.py): every probe's parameters must
+# fit the soft time limit, and the Redis visibility timeout must exceed the longest task (a
+# drill of the longest allowed duration), or Redis would hand a running task to a second worker.
 _broker_url = env_str("CELERY_BROKER_URL")
 if not _broker_url:
     if not EMBEDDED:
         raise ImproperlyConfigured("CELERY_BROKER_URL is required, e.g. redis://host:6379/0")
     _broker_url = "filesystem://localhost/"
 CELERY_BROKER_URL = check_broker_url("CELERY_BROKER_URL", _broker_url)
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300, minimum=10)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 600, minimum=60)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 30
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 4}
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 4200, minimum=60)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 if CELERY_BROKER_URL.startswith("filesystem"):
     _queue_dir = VAR_DIR / "celery-queue"
     # The filesystem transport needs its folders before any process declares a queue.
     _queue_dir.mkdir(parents=True, exist_ok=True)
     (VAR_DIR / "celery-processed").mkdir(parents=True, exist_ok=True)
+    (VAR_DIR / "celery-control").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(VAR_DIR / "celery-processed"),
+        # Broadcast (pidbox) messages: kept under var/ too, not in the working directory.
+        "control_folder": str(VAR_DIR / "celery-control"),
         "store_processed": False,
     }
 CELERY_TASK_DEFAULT_QUEUE = "default"

@@ -76,8 +76,12 @@ class CommandActuator:
         broker = self.brokers.get(action.broker)
         if broker is None:
             raise ActuatorError(f"broker {action.broker} is not in the cluster's metadata")
-        values = {"broker": str(action.broker), "host": broker["host"], "port": str(broker["port"]),
-                  "rack": broker.get("rack") or ""}  # fmt: skip
+        values = {
+            "broker": str(action.broker),
+            "host": broker["host"],
+            "port": str(broker["port"]),
+            "rack": broker.get("rack") or "",
+        }
         for name, value in values.items():
             if value and not _SAFE_VALUE.match(value):
                 raise ActuatorError(f"refusing to put {name}={value!r} into a command")

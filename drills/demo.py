@@ -23,6 +23,8 @@ def demo_traffic(connection: kafka.ConnectionSettings, *, control_socket: str = 
     kafka.produce_values(connection, topic=DEMO_TOPIC, values=values, timeout=timeout)
     ends, _ = kafka.list_offsets(connection, [(DEMO_TOPIC, p) for p in range(PARTITIONS)], timeout=timeout)
     kafka.commit_offsets(
-        connection, group=DEMO_GROUP, offsets={key: max(0, end - UNCONSUMED) for key, end in ends.items()},
+        connection,
+        group=DEMO_GROUP,
+        offsets={key: max(0, end - UNCONSUMED) for key, end in ends.items()},
         timeout=timeout,
-    )  # fmt: skip
+    )

@@ -6,11 +6,20 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from scorecard import catalog
 from scorecard.catalog import Scenario
 from scorecard.models import InvalidTransition
 
 # After the guardrail deadline a drill still drains, reads back and writes evidence.
 VALIDATION_MARGIN_SECONDS = 120
+# Beyond a drill's soft time limit, the hard limit for a worker stuck in C code.
+HARD_LIMIT_MARGIN_SECONDS = 30
+
+
+def drill_hard_limit_max_seconds() -> int:
+    """The hard time limit of the longest drill the parameters allow."""
+    longest = next(p.maximum for p in catalog.SPECS["drill"] if p.name == "max_duration_seconds")
+    return int(longest) + VALIDATION_MARGIN_SECONDS + HARD_LIMIT_MARGIN_SECONDS
 
 
 class Outcome(models.TextChoices):
@@ -82,8 +91,12 @@ class DrillRun(models.Model):
 
     @property
     def time_limit_seconds(self) -> int:
-        """The guardrail deadline plus the time to validate and record."""
+        """The soft limit of its task: the guardrail deadline plus the time to validate and record."""
         return int(self.params.get("max_duration_seconds", 300)) + VALIDATION_MARGIN_SECONDS
+
+    @property
+    def hard_time_limit_seconds(self) -> int:
+        return self.time_limit_seconds + HARD_LIMIT_MARGIN_SECONDS
 
     def _runs(self):
         return DrillRun.objects.filter(pk=self.pk)

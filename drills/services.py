@@ -11,9 +11,6 @@ from scorecard.catalog import CLUSTER_FAULTS, Scenario
 from scorecard.models import Actuator, Check, CheckRun, Cluster, Scorecard
 from scorecard.services import check_run_create
 
-# Beyond the drill's own time limit, a hard limit for a worker stuck in C code.
-HARD_LIMIT_MARGIN_SECONDS = 30
-
 
 class DrillRefused(Exception):
     """The drill may not start; the message says why."""
@@ -67,12 +64,11 @@ def drill_run_start(*, cluster: Cluster, scenario: str, params: dict, requested_
             f"a drill is already running on {cluster.name}"
             + (f" (run {active.pk}, {active.get_scenario_display()})" if active else "")
         ) from None
-    limit = run.time_limit_seconds
     run_drill.apply_async_on_commit(
         args=[run.pk],
         queue=cluster.worker_queue,
-        soft_time_limit=limit,
-        time_limit=limit + HARD_LIMIT_MARGIN_SECONDS,
+        soft_time_limit=run.time_limit_seconds,
+        time_limit=run.hard_time_limit_seconds,
     )
     return run
 

@@ -104,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
             raise TansuError(f"port {args.port} is already in use")
         process = subprocess.Popen(
             [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 10
         while not _listening(args.port):
             if process.poll() is not None or time.monotonic() > deadline:

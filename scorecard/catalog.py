@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 
 
@@ -100,6 +101,37 @@ def _timeout(default: int, maximum: int = 120) -> Param:
     return Param("timeout_seconds", "int", default, "Timeout of each Kafka call, in seconds.", 1, maximum)
 
 
+# The most Kafka calls a probe waits on one after another, each up to timeout_seconds + 1 s:
+# (calls, calls per configured group). Calls repeated per broker or per bootstrap address are
+# not counted: they are bounded by the worker's soft time limit, which turns an overrun into
+# ERROR evidence.
+PROBE_WAITS: dict[str, tuple[int, int]] = {
+    ProbeKind.CLUSTER_HEALTH: (3, 0),
+    ProbeKind.DURABILITY_CONFIG: (4, 0),
+    ProbeKind.ACK_WRITE: (10, 0),
+    ProbeKind.BOOTSTRAP_ENDPOINTS: (4, 0),
+    ProbeKind.CONSUMER_GROUPS: (4, 3),
+    ProbeKind.CLIENT_COMPATIBILITY: (3, 0),
+    ProbeKind.STANDBY_PARITY: (10, 2),
+    ProbeKind.DRILL_CADENCE: (0, 0),
+    ProbeKind.COST_MODEL: (7, 0),
+}
+# What the task keeps for itself after the probe: evidence, and the margin to the soft limit.
+PROBE_TIME_MARGIN_SECONDS = 30
+
+
+def probe_worst_case_seconds(kind: str, params: SimpleNamespace) -> float:
+    """How long the probe can run with these parameters, waiting its timeout on every call."""
+    calls, per_group = PROBE_WAITS[kind]
+    calls += per_group * len(getattr(params, "groups", []))
+    return calls * (getattr(params, "timeout_seconds", 0) + 1) + getattr(params, "sample_seconds", 0)
+
+
+def probe_time_budget_seconds() -> int:
+    """A probe must fit in its task's soft time limit, less the margin."""
+    return settings.CELERY_TASK_SOFT_TIME_LIMIT - PROBE_TIME_MARGIN_SECONDS
+
+
 SPECS: dict[str, tuple[Param, ...]] = {
     "cluster_health": (
         Param("expected_brokers", "int", None, "Warn when fewer brokers answer (defaults to the cluster's).", 1,
@@ -118,7 +150,7 @@ SPECS: dict[str, tuple[Param, ...]] = {
     "ack_write": (
         Param("records", "int", 5000, "Records to produce and verify.", 1, 1_000_000),
         Param("topic", "str", "__recovery_probe", "The dedicated probe topic."),
-        _timeout(30, 600),
+        _timeout(30, 50),
     ),
     "bootstrap_endpoints": (
         Param("cert_warn_days", "int", 30, "Warn when a TLS certificate expires within this many days.", 0, 3650),
@@ -249,4 +281,16 @@ def parse(kind: str, raw: dict) -> SimpleNamespace:
             errors[param.name] = str(exc)
     if errors:
         raise ParamError(errors)
-    return SimpleNamespace(**values)
+    parsed = SimpleNamespace(**values)
+    if kind in PROBE_WAITS:
+        worst, budget = probe_worst_case_seconds(kind, parsed), probe_time_budget_seconds()
+        if worst > budget:
+            raise ParamError(
+                {
+                    "timeout_seconds": f"with these values the probe could run {worst:.0f} s, beyond the "
+                    f"{budget} s a check may take (the worker's time limit); lower the timeout"
+                    + (", the sample time" if "sample_seconds" in values else "")
+                    + (" or the number of groups" if "groups" in values else "")
+                }
+            )
+    return parsed

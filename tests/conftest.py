@@ -112,11 +112,31 @@ def start_worker(env: dict, queue: str, *, concurrency: int = 1) -> Worker:
     log_path = Path(tempfile.mkdtemp(prefix="worker-")) / "worker.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "-c", str(concurrency),
-             "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "-n", f"{queue}-{uuid.uuid4().hex[:4]}@%h"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                queue,
+                "-c",
+                str(concurrency),
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"{queue}-{uuid.uuid4().hex[:4]}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     worker = Worker(queue, process, log_path)
     deadline = time.monotonic() + 60
     while "ready." not in worker.log():
@@ -200,8 +220,11 @@ def celery_beat(django_db_setup, django_db_blocker):
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO"],
-            cwd=ROOT, env=celery_env(django_db_blocker), stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=celery_env(django_db_blocker),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     yield log_path
     process.send_signal(signal.SIGTERM)
     try:

@@ -56,8 +56,9 @@ def endpoint_check(settings: ConnectionSettings, *, host: str, port: int, timeou
     try:
         metadata = _admin(single, timeout).list_topics(timeout=timeout)
     except KafkaException as exc:
-        return EndpointResult(address, round(connect_ms, 3), None, None, _translate(exc, "Metadata").reason,
-                              cert_days, subject)  # fmt: skip
+        return EndpointResult(
+            address, round(connect_ms, 3), None, None, _translate(exc, "Metadata").reason, cert_days, subject
+        )
     metadata_ms = (time.perf_counter() - started) * 1000
     refused = None
     if settings.security_protocol.startswith("SASL"):

@@ -21,7 +21,7 @@ def drill_cadence(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
                 scenario=scenario,
                 outcome=Outcome.PASSED,
                 finished_at__gte=since,
-            )  # fmt: skip
+            )
             .order_by("-finished_at")
             .first()
         )
@@ -34,14 +34,16 @@ def drill_cadence(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
                 manual.append(f"{label} ({last_pass.manual_steps} manual steps)")
             if not last_pass.guardrails:
                 unguarded.append(label)
-        scenarios.append({
-            "scenario": scenario,
-            "last_passed_at": last_pass.finished_at.isoformat() if last_pass else None,
-            "last_passed_run": last_pass.pk if last_pass else None,
-            "manual_steps": last_pass.manual_steps if last_pass else None,
-            "guardrails": sorted(last_pass.guardrails) if last_pass else [],
-            "last_run_outcome": last_any.outcome or last_any.state if last_any else None,
-        })  # fmt: skip
+        scenarios.append(
+            {
+                "scenario": scenario,
+                "last_passed_at": last_pass.finished_at.isoformat() if last_pass else None,
+                "last_passed_run": last_pass.pk if last_pass else None,
+                "manual_steps": last_pass.manual_steps if last_pass else None,
+                "guardrails": sorted(last_pass.guardrails) if last_pass else [],
+                "last_run_outcome": last_any.outcome or last_any.state if last_any else None,
+            }
+        )
     findings = []
     if overdue:
         findings.append(f"not passed within {params.window_days} days: {', '.join(overdue)}")

@@ -64,8 +64,14 @@ def client_compatibility(ctx: ProbeContext, params: SimpleNamespace) -> ProbeRes
                 if versions is None:
                     gaps.append({"feature": feature, "broker": broker_id, "api": api, "problem": "not advertised"})
                 elif versions[1] < needed:
-                    gaps.append({"feature": feature, "broker": broker_id, "api": api,
-                                 "problem": f"max version {versions[1]} < {needed}"})  # fmt: skip
+                    gaps.append(
+                        {
+                            "feature": feature,
+                            "broker": broker_id,
+                            "api": api,
+                            "problem": f"max version {versions[1]} < {needed}",
+                        }
+                    )
     lacking = sorted({api for apis in advertised.values() for api in PROBE_APIS if api not in apis})
     features_ok = sorted(set(params.features) - {g["feature"] for g in gaps})
     status = verdict(fail=gaps, warn=unreachable)

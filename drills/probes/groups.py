@@ -44,14 +44,16 @@ def consumer_groups(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
             if offset is None:
                 continue
             end, log_start = ends.get(key), starts.get(key)
-            rows.append({
-                "partition": f"{key[0]}[{key[1]}]",
-                "committed": offset,
-                "log_start": log_start,
-                "end": end,
-                "lag": None if end is None else max(0, end - offset),
-                "below_log_start": log_start is not None and offset < log_start,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "partition": f"{key[0]}[{key[1]}]",
+                    "committed": offset,
+                    "log_start": log_start,
+                    "end": end,
+                    "lag": None if end is None else max(0, end - offset),
+                    "below_log_start": log_start is not None and offset < log_start,
+                }
+            )
         if not rows:
             fail.append(f"{group}: no committed offset on any partition (consumers would reset)")
         # The age of the oldest unconsumed record is the lag in seconds.
@@ -84,17 +86,19 @@ def consumer_groups(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
             warn.append(f"{group}: lag {max_lag} records > {params.max_lag_records}")
         if max_lag_seconds > params.max_lag_seconds:
             warn.append(f"{group}: lag {max_lag_seconds:.0f} s > {params.max_lag_seconds:g} s")
-        groups.append({
-            "group": group,
-            "state": state,
-            "members": members,
-            "committed_partitions": len(rows),
-            "total_lag": sum(r["lag"] or 0 for r in rows),
-            "max_lag": max_lag,
-            "max_lag_seconds": max_lag_seconds,
-            "partitions_below_log_start": stale,
-            "partitions": listed(rows),
-        })  # fmt: skip
+        groups.append(
+            {
+                "group": group,
+                "state": state,
+                "members": members,
+                "committed_partitions": len(rows),
+                "total_lag": sum(r["lag"] or 0 for r in rows),
+                "max_lag": max_lag,
+                "max_lag_seconds": max_lag_seconds,
+                "partitions_below_log_start": stale,
+                "partitions": listed(rows),
+            }
+        )
     status = verdict(fail=fail, warn=warn or end_failures)
     summary = "; ".join(fail + warn) or ", ".join(
         f"{g['group']}: {g['committed_partitions']} partitions, lag {g['total_lag']}" for g in groups

@@ -78,8 +78,13 @@ def standby_parity(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
                     continue
                 theirs = on_standby.get(key)
                 gap = None if theirs is None else offset - theirs
-                row = {"group": group, "partition": f"{key[0]}[{key[1]}]", "primary": offset, "standby": theirs,
-                       "gap": gap}  # fmt: skip
+                row = {
+                    "group": group,
+                    "partition": f"{key[0]}[{key[1]}]",
+                    "primary": offset,
+                    "standby": theirs,
+                    "gap": gap,
+                }
                 group_rows.append(row)
                 if theirs is None or abs(gap) > params.max_offset_lag:
                     group_gaps.append(row)

@@ -19,11 +19,17 @@ def config(**overrides) -> SimpleNamespace:
 def drill(sandbox, scenario, **overrides):
     cfg = config(**overrides)
     metadata = kafka.cluster_metadata(sandbox.connection, timeout=5, topic=cfg.topic)
-    plan = scenarios.plan(scenario, metadata, topic=cfg.topic, broker=cfg.broker, zone=cfg.zone,
-                          move_leaders=cfg.move_leaders)  # fmt: skip
+    plan = scenarios.plan(
+        scenario, metadata, topic=cfg.topic, broker=cfg.broker, zone=cfg.zone, move_leaders=cfg.move_leaders
+    )
     events = []
-    engine = DrillEngine(connection=sandbox.connection, actuator=SandboxActuator(sandbox.control_path), plan=plan,
-                         config=cfg, hooks=Hooks(event=lambda kind, detail: events.append(kind)))  # fmt: skip
+    engine = DrillEngine(
+        connection=sandbox.connection,
+        actuator=SandboxActuator(sandbox.control_path),
+        plan=plan,
+        config=cfg,
+        hooks=Hooks(event=lambda kind, detail: events.append(kind)),
+    )
     return engine.run(), events
 
 
@@ -71,8 +77,9 @@ def test_the_detector_finds_acknowledged_records_missing_after_injected_produce_
 
     cfg = config(fault_seconds=2, settle_seconds=2)
     plan = FaultPlan("inject produce errors", [Action("broker_down", 1)], [])
-    result = DrillEngine(connection=sandbox.connection, actuator=InjectErrors(), plan=plan, config=cfg,
-                         hooks=Hooks()).run()  # fmt: skip
+    result = DrillEngine(
+        connection=sandbox.connection, actuator=InjectErrors(), plan=plan, config=cfg, hooks=Hooks()
+    ).run()
     f = result.figures
     assert f["rpo_acked_lost"] >= 1, f
     assert result.outcome == "failed"
@@ -118,8 +125,9 @@ def cutover(primary, standby, **overrides):
     cfg = config(fault_seconds=1, canary_group="ledger", canary_topic="orders", **overrides)
     metadata = kafka.cluster_metadata(primary.connection, timeout=5, topic=cfg.topic)
     plan = scenarios.plan("standby_cutover", metadata, topic=cfg.topic, broker=None, zone=None, move_leaders=False)
-    return DrillEngine(connection=primary.connection, actuator=None, plan=plan, config=cfg, hooks=Hooks(),
-                       standby=standby.connection).run()  # fmt: skip
+    return DrillEngine(
+        connection=primary.connection, actuator=None, plan=plan, config=cfg, hooks=Hooks(), standby=standby.connection
+    ).run()
 
 
 def seed_group(cluster, *, commit: bool):
@@ -141,8 +149,9 @@ def test_a_standby_cutover_resumes_the_canary_group_from_its_synced_offsets(sand
     assert group["gap_records"] == 0
     assert group["first_offset_after_restart"] == {"0": 40, "1": 40, "2": 40}
     # A rehearsal leaves the canary group's offsets as they were on the standby.
-    offsets = kafka.committed_offsets(standby_sandbox.connection, group="ledger",
-                                      partitions=[("orders", p) for p in range(3)], timeout=5)  # fmt: skip
+    offsets = kafka.committed_offsets(
+        standby_sandbox.connection, group="ledger", partitions=[("orders", p) for p in range(3)], timeout=5
+    )
     assert set(offsets.values()) == {40}
 
 

@@ -16,17 +16,26 @@ def user_client(client):
 
 
 def drillable(name="prod", **fields):
-    return register(name=name, drills_allowed=True, actuator=Actuator.SANDBOX, sandbox_control="/tmp/x.sock",
-                    **fields).cluster  # fmt: skip
+    return register(
+        name=name, drills_allowed=True, actuator=Actuator.SANDBOX, sandbox_control="/tmp/x.sock", **fields
+    ).cluster
 
 
 def start_form(**overrides):
     data = {
-        "scenario": "broker_loss", "fault_seconds": "10", "baseline_seconds": "3", "settle_seconds": "5",
-        "interval_ms": "10", "latency_slo_ms": "500", "stability_window_seconds": "2", "max_duration_seconds": "120",
-        "error_window_seconds": "5", "write_rto_target_seconds": "30", "reelection_target_seconds": "30",
+        "scenario": "broker_loss",
+        "fault_seconds": "10",
+        "baseline_seconds": "3",
+        "settle_seconds": "5",
+        "interval_ms": "10",
+        "latency_slo_ms": "500",
+        "stability_window_seconds": "2",
+        "max_duration_seconds": "120",
+        "error_window_seconds": "5",
+        "write_rto_target_seconds": "30",
+        "reelection_target_seconds": "30",
         "confirm": "prod",
-    }  # fmt: skip
+    }
     return {**data, **overrides}
 
 
@@ -55,9 +64,14 @@ def test_starting_a_drill_needs_the_clusters_name_typed(user_client, django_capt
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("fault_seconds", "-1"), ("max_error_rate", "1.5"), ("max_duration_seconds", "1"), ("interval_ms", "x"),
-     ("scenario", "meteor_strike")],
-)  # fmt: skip
+    [
+        ("fault_seconds", "-1"),
+        ("max_error_rate", "1.5"),
+        ("max_duration_seconds", "1"),
+        ("interval_ms", "x"),
+        ("scenario", "meteor_strike"),
+    ],
+)
 def test_bad_drill_parameters_are_field_errors(user_client, field, value):
     cluster = drillable()
     response = user_client.post(reverse("drills-list", args=[cluster.pk]), start_form(**{field: value}))
@@ -74,8 +88,14 @@ def test_a_refused_drill_says_why_on_the_form(user_client):
 
 
 def test_progress_is_served_as_json_and_abort_is_recorded(user_client):
-    run = DrillRun.objects.create(cluster=drillable(), scenario="broker_loss", state="running", requested_by="sre",
-                                  phase="fault", progress={"phase": "fault", "acked": 10})  # fmt: skip
+    run = DrillRun.objects.create(
+        cluster=drillable(),
+        scenario="broker_loss",
+        state="running",
+        requested_by="sre",
+        phase="fault",
+        progress={"phase": "fault", "acked": 10},
+    )
     data = user_client.get(reverse("drills-progress", args=[run.pk])).json()
     assert data["phase"] == "fault" and data["progress"]["acked"] == 10 and data["active"]
     user_client.post(reverse("drills-abort", args=[run.pk]))
@@ -85,12 +105,26 @@ def test_progress_is_served_as_json_and_abort_is_recorded(user_client):
 
 def test_a_finished_drill_shows_figures_and_the_timeline_from_local_static_files(user_client):
     run = DrillRun.objects.create(
-        cluster=drillable(), scenario="broker_loss", state="done", outcome="passed", requested_by="sre",
-        figures={"write_rto_s": 3.1, "read_rto_s": 3.4, "rpo_acked_lost": 0, "duplicates": 0, "reordered": 0,
-                 "records_sent": 10, "records_acked": 10, "records_failed": 0, "producer_fatal_errors": []},
-    )  # fmt: skip
-    DrillTimeline.objects.create(run=run, data={"records": [[0, 0, 10.0, 12.0, 20.0, None]], "fault_ms": 5.0,
-                                                "recovery_ms": 8.0})  # fmt: skip
+        cluster=drillable(),
+        scenario="broker_loss",
+        state="done",
+        outcome="passed",
+        requested_by="sre",
+        figures={
+            "write_rto_s": 3.1,
+            "read_rto_s": 3.4,
+            "rpo_acked_lost": 0,
+            "duplicates": 0,
+            "reordered": 0,
+            "records_sent": 10,
+            "records_acked": 10,
+            "records_failed": 0,
+            "producer_fatal_errors": [],
+        },
+    )
+    DrillTimeline.objects.create(
+        run=run, data={"records": [[0, 0, 10.0, 12.0, 20.0, None]], "fault_ms": 5.0, "recovery_ms": 8.0}
+    )
     html = user_client.get(reverse("drills-detail", args=[run.pk])).content.decode()
     assert "3.1 s" in html and "Availability timeline" in html
     assert "/static/vendor/plotly.min.js" in html and "cdn" not in html.lower()
@@ -99,10 +133,15 @@ def test_a_finished_drill_shows_figures_and_the_timeline_from_local_static_files
 def test_only_administrators_may_set_command_templates(user_client, admin_client):
     for client, kept in ((user_client, False), (admin_client, True)):
         Cluster.objects.all().delete()
-        form = {"name": "cmd", "bootstrap_servers": "127.0.0.1:9092", "security_protocol": "PLAINTEXT",
-                "worker_queue": "default", "actuator": "command",
-                "actuator_commands": '{"broker_down": ["systemctl", "stop", "kafka@{broker}"], '
-                                     '"broker_up": ["systemctl", "start", "kafka@{broker}"]}'}  # fmt: skip
+        form = {
+            "name": "cmd",
+            "bootstrap_servers": "127.0.0.1:9092",
+            "security_protocol": "PLAINTEXT",
+            "worker_queue": "default",
+            "actuator": "command",
+            "actuator_commands": '{"broker_down": ["systemctl", "stop", "kafka@{broker}"], '
+            '"broker_up": ["systemctl", "start", "kafka@{broker}"]}',
+        }
         response = client.post(reverse("scorecard-cluster-new"), form)
         if kept:
             assert Cluster.objects.get().actuator_commands["broker_down"][0] == "systemctl"
@@ -112,9 +151,14 @@ def test_only_administrators_may_set_command_templates(user_client, admin_client
 
 
 def test_command_templates_with_unknown_placeholders_are_rejected(admin_client):
-    form = {"name": "cmd", "bootstrap_servers": "127.0.0.1:9092", "security_protocol": "PLAINTEXT",
-            "worker_queue": "default", "actuator": "command",
-            "actuator_commands": '{"broker_down": ["sh", "-c", "{secret}"], "broker_up": ["true"]}'}  # fmt: skip
+    form = {
+        "name": "cmd",
+        "bootstrap_servers": "127.0.0.1:9092",
+        "security_protocol": "PLAINTEXT",
+        "worker_queue": "default",
+        "actuator": "command",
+        "actuator_commands": '{"broker_down": ["sh", "-c", "{secret}"], "broker_up": ["true"]}',
+    }
     response = admin_client.post(reverse("scorecard-cluster-new"), form)
     assert "placeholder {secret}" in " ".join(response.context["form"].errors["actuator_commands"])
     assert not Cluster.objects.exists()

@@ -22,9 +22,14 @@ QUICK = {"baseline_seconds": 2, "settle_seconds": 3}
 
 def sandbox_cluster(sandbox, queue: str, name: str = "drilled"):
     return register(
-        name=name, bootstrap=sandbox.bootstrap, worker_queue=queue, expected_brokers=3, drills_allowed=True,
-        actuator=Actuator.SANDBOX, sandbox_control=sandbox.control_path,
-    ).cluster  # fmt: skip
+        name=name,
+        bootstrap=sandbox.bootstrap,
+        worker_queue=queue,
+        expected_brokers=3,
+        drills_allowed=True,
+        actuator=Actuator.SANDBOX,
+        sandbox_control=sandbox.control_path,
+    ).cluster
 
 
 def finished(run: DrillRun) -> DrillRun | None:
@@ -96,9 +101,12 @@ def test_drills_are_refused_where_not_allowed_or_without_an_actuator(sandbox):
 def test_the_watchdog_recovers_the_cluster_when_the_drill_worker_is_killed(sandbox, worker_factory):
     doomed = worker_factory("drills-d")
     cluster = sandbox_cluster(sandbox, doomed.queue)
-    run = drill_services.drill_run_start(cluster=cluster, scenario="broker_loss",
-                                         params={**QUICK, "fault_seconds": 120, "max_duration_seconds": 300},
-                                         requested_by="sre")  # fmt: skip
+    run = drill_services.drill_run_start(
+        cluster=cluster,
+        scenario="broker_loss",
+        params={**QUICK, "fault_seconds": 120, "max_duration_seconds": 300},
+        requested_by="sre",
+    )
 
     def broker_down():
         return any(not b["up"] for b in sandbox.control.call("status")["brokers"])
@@ -132,12 +140,19 @@ def test_killing_tansu_through_the_command_actuator_loses_acknowledged_records(t
         "timeout_seconds": 30,
     }
     cluster = register(
-        name="tansu", bootstrap=tansu.bootstrap, worker_queue=worker.queue, drills_allowed=True,
-        actuator=Actuator.COMMAND, actuator_commands=commands,
-    ).cluster  # fmt: skip
-    run = drill_services.drill_run_start(cluster=cluster, scenario="broker_loss",
-                                         params={**QUICK, "fault_seconds": 1, "settle_seconds": 8},
-                                         requested_by="sre")  # fmt: skip
+        name="tansu",
+        bootstrap=tansu.bootstrap,
+        worker_queue=worker.queue,
+        drills_allowed=True,
+        actuator=Actuator.COMMAND,
+        actuator_commands=commands,
+    ).cluster
+    run = drill_services.drill_run_start(
+        cluster=cluster,
+        scenario="broker_loss",
+        params={**QUICK, "fault_seconds": 1, "settle_seconds": 8},
+        requested_by="sre",
+    )
     run = wait_for(lambda: finished(run), timeout=120, message="the Tansu drill")
     f = run.figures
     assert f["rpo_acked_lost"] > 0, (run.error, f)
@@ -156,9 +171,12 @@ def test_killing_tansu_through_the_command_actuator_loses_acknowledged_records(t
 def test_a_manual_drill_waits_for_a_person_and_counts_the_steps(sandbox, worker_factory):
     worker = worker_factory("drills-f")
     cluster = register(
-        name="manual", bootstrap=sandbox.bootstrap, worker_queue=worker.queue, drills_allowed=True,
+        name="manual",
+        bootstrap=sandbox.bootstrap,
+        worker_queue=worker.queue,
+        drills_allowed=True,
         actuator=Actuator.MANUAL,
-    ).cluster  # fmt: skip
+    ).cluster
     run = drill_services.drill_run_start(
         cluster=cluster, scenario="broker_loss", params={**QUICK, "fault_seconds": 1, "broker": 2}, requested_by="sre"
     )
@@ -167,8 +185,10 @@ def test_a_manual_drill_waits_for_a_person_and_counts_the_steps(sandbox, worker_
         run.refresh_from_db()
         return run.awaiting_step
 
-    for step, fault in (("stop broker 2", lambda: sandbox.control.call("broker_down", broker=2)),
-                        ("start broker 2", lambda: sandbox.control.call("broker_up", broker=2))):  # fmt: skip
+    for step, fault in (
+        ("stop broker 2", lambda: sandbox.control.call("broker_down", broker=2)),
+        ("start broker 2", lambda: sandbox.control.call("broker_up", broker=2)),
+    ):
         assert wait_for(waiting, timeout=60, message=f"the step {step}") == step
         fault()  # the person does it
         assert drill_services.drill_step_confirm(run=run, user="oncall")

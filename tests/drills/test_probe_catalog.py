@@ -251,10 +251,16 @@ def test_standby_parity_without_a_standby_says_so(shared_sandbox):
 def passed_drill(cluster, scenario, *, days_ago=1, manual_steps=0, guardrails=True):
     finished = timezone.now() - timedelta(days=days_ago)
     return DrillRun.objects.create(
-        cluster=cluster, scenario=scenario, state=DrillRun.State.DONE, outcome=DrillRun.Outcome.PASSED,
-        manual_steps=manual_steps, guardrails={"max_duration_s": 300} if guardrails else {},
-        requested_by="t", started_at=finished - timedelta(minutes=5), finished_at=finished,
-    )  # fmt: skip
+        cluster=cluster,
+        scenario=scenario,
+        state=DrillRun.State.DONE,
+        outcome=DrillRun.Outcome.PASSED,
+        manual_steps=manual_steps,
+        guardrails={"max_duration_s": 300} if guardrails else {},
+        requested_by="t",
+        started_at=finished - timedelta(minutes=5),
+        finished_at=finished,
+    )
 
 
 @pytest.mark.django_db

@@ -8,9 +8,15 @@ def acked(partition, seqs):
 def test_a_complete_in_order_read_back_has_nothing_missing():
     verdict = verify_sequences(deliveries=acked(0, range(5)), consumed=[(0, 10 + s, s) for s in range(5)])
     assert verdict.as_dict() | {"partitions": None} == {
-        "sent": 5, "acked": 5, "failed": 0, "consumed": 5, "missing": 0, "duplicates": 0, "reordered": 0,
+        "sent": 5,
+        "acked": 5,
+        "failed": 0,
+        "consumed": 5,
+        "missing": 0,
+        "duplicates": 0,
+        "reordered": 0,
         "partitions": None,
-    }  # fmt: skip
+    }
 
 
 def test_it_counts_acknowledged_records_never_read_as_missing_per_partition():

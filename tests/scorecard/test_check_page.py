@@ -21,9 +21,14 @@ def post(client, check, form, **data):
 
 def cost_form(**overrides):
     data = {
-        "price_cross_zone_gb": "0.02", "price_broker_hour": "0.21", "monthly_budget": "5000", "standby_brokers": "0",
-        "consumer_fanout": "1", "sample_seconds": "10", "timeout_seconds": "10",
-    }  # fmt: skip
+        "price_cross_zone_gb": "0.02",
+        "price_broker_hour": "0.21",
+        "monthly_budget": "5000",
+        "standby_brokers": "0",
+        "consumer_fanout": "1",
+        "sample_seconds": "10",
+        "timeout_seconds": "10",
+    }
     return {**data, **overrides}
 
 
@@ -153,10 +158,18 @@ def test_setting_a_standby_adds_the_parity_check_and_keeps_the_stored_password(u
     )
     cluster = scorecard.cluster
     data = {
-        "name": "primary", "bootstrap_servers": cluster.bootstrap_servers, "security_protocol": "SASL_PLAINTEXT",
-        "sasl_mechanism": "PLAIN", "sasl_username": "u", "sasl_password": "", "ssl_ca_pem": "",
-        "expected_brokers": "", "worker_queue": "default", "standby": str(standby.pk), "actuator": "none",
-    }  # fmt: skip
+        "name": "primary",
+        "bootstrap_servers": cluster.bootstrap_servers,
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "PLAIN",
+        "sasl_username": "u",
+        "sasl_password": "",
+        "ssl_ca_pem": "",
+        "expected_brokers": "",
+        "worker_queue": "default",
+        "standby": str(standby.pk),
+        "actuator": "none",
+    }
     response = user_client.post(reverse("scorecard-cluster-edit", args=[cluster.pk]), data)
     assert response.status_code == 302
     cluster = Cluster.objects.get(pk=cluster.pk)

@@ -57,12 +57,18 @@ def test_a_bad_value_stops_start_up_naming_the_variable(env, named):
 
 def test_demo_mode_runs_on_embedded_defaults_with_debug_off(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings as s; "
-         "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.DEBUG)"],
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings as s; "
+            "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.DEBUG)",
+        ],
         cwd=ROOT,
         env={k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY")}
         | {"SCORECARD_MODE": "demo", "DJANGO_SETTINGS_MODULE": "config.settings", "SCORECARD_VAR_DIR": str(tmp_path)},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["django.db.backends.sqlite3", "filesystem://localhost/", "False"]

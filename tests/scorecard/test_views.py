@@ -124,12 +124,21 @@ def test_the_scorecard_page_shows_the_five_rows_with_owner_test_rollback_and_tar
     response = user_client.get(reverse("scorecard-detail", args=[scorecard.cluster_id]))
     html = response.content.decode()
     assert response.status_code == 200
-    for title in ("Data durability", "Metadata recovery", "Client continuity", "Operational automation",
-                  "Cost sustainability"):  # fmt: skip
+    for title in (
+        "Data durability",
+        "Metadata recovery",
+        "Client continuity",
+        "Operational automation",
+        "Cost sustainability",
+    ):
         assert title in html
     assert [rv.row.key for rv in response.context["view"].rows] == [
-        "durability", "metadata", "client_continuity", "automation", "cost"
-    ]  # fmt: skip
+        "durability",
+        "metadata",
+        "client_continuity",
+        "automation",
+        "cost",
+    ]
     assert "3/3 brokers healthy" in html
     assert "stop on errors" in html
     assert "VERIFIED" in html
@@ -148,9 +157,14 @@ def test_the_row_form_saves_owner_and_rollback_condition(user_client):
     row = register().rows.get(key="cost")
     response = user_client.post(
         reverse("scorecard-row-edit", args=[row.pk]),
-        {"owner": "FinOps", "owner_contact": "#finops", "test_description": "t", "rollback_condition": "r",
-         "target": "< $10k"},
-    )  # fmt: skip
+        {
+            "owner": "FinOps",
+            "owner_contact": "#finops",
+            "test_description": "t",
+            "rollback_condition": "r",
+            "target": "< $10k",
+        },
+    )
     assert response.status_code == 302
     row = Row.objects.get(pk=row.pk)
     assert (row.owner, row.rollback_condition, row.target) == ("FinOps", "r", "< $10k")
