@@ -22,12 +22,15 @@ demo: check-python $(VENV)/.installed
 	SCORECARD_MODE=demo $(PY) manage.py demo
 
 # Tests run against PostgreSQL and Redis: the local servers unless DATABASE_URL and
-# CELERY_BROKER_URL point elsewhere.
+# CELERY_BROKER_URL point elsewhere. They run in TEST_PROCESSES parallel processes (most of a
+# test's time is spent waiting on clusters and workers, so more processes than cores pays);
+# tests in one xdist_group run one after another in the same process.
+TEST_PROCESSES ?= 4
 test: check-python $(VENV)/.installed-dev
 	SCORECARD_MODE=test \
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15} \
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,10 @@
-"""Shared fixtures: real sandbox clusters and a real Celery worker process."""
+"""Shared fixtures: real sandbox clusters, Tansu brokers and Celery processes.
+
+Names say what a fixture gives: `shared_*` is started once per test process and must not be
+disrupted (read and write records, never stop a broker); `private_*` belongs to one test,
+which may break it. Under pytest-xdist every test process has its own database (pytest-django
+suffixes it), its own shared clusters and its own queue names, so processes never meet.
+"""
 
 import os
 import shutil
@@ -18,8 +24,11 @@ from django.db import connection
 from drills.kafka import ConnectionSettings
 from drills.sandbox.control import SandboxControl
 from drills.sandbox.server import spawn
+from drills.tansu import TansuBroker
 
 ROOT = Path(__file__).resolve().parent.parent
+# "gw0", "gw1"... under pytest-xdist; "main" without it.
+TEST_PROCESS = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 @dataclass
@@ -39,34 +48,34 @@ def start_sandbox() -> tuple[Sandbox, str]:
     # Unix socket paths are limited to 108 bytes: keep the directory short.
     directory = tempfile.mkdtemp(prefix="sb-")
     process, state = spawn(Path(directory) / "state.json", stdout=subprocess.DEVNULL)
-    sandbox = Sandbox(
+    cluster = Sandbox(
         state["bootstrap"], SandboxControl(state["control"]), state["control"], process, state["probe_topic"]
     )
-    return sandbox, directory
+    return cluster, directory
 
 
-def stop_sandbox(sandbox: Sandbox, directory: str) -> None:
-    if sandbox.process.poll() is None:
-        sandbox.process.send_signal(signal.SIGTERM)
+def stop_sandbox(cluster: Sandbox, directory: str) -> None:
+    if cluster.process.poll() is None:
+        cluster.process.send_signal(signal.SIGTERM)
         try:
-            sandbox.process.wait(15)
+            cluster.process.wait(15)
         except subprocess.TimeoutExpired:
-            sandbox.process.kill()
-            sandbox.process.wait(5)
+            cluster.process.kill()
+            cluster.process.wait(5)
     shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
-def sandbox():
-    """A sandbox cluster of its own, for tests that inject faults."""
+def private_sandbox():
+    """A sandbox cluster of this test's own, to inject faults into."""
     cluster, directory = start_sandbox()
     yield cluster
     stop_sandbox(cluster, directory)
 
 
 @pytest.fixture
-def standby_sandbox():
-    """A second sandbox cluster, as a standby."""
+def private_standby():
+    """A second sandbox cluster of this test's own, as a standby."""
     cluster, directory = start_sandbox()
     yield cluster
     stop_sandbox(cluster, directory)
@@ -74,10 +83,31 @@ def standby_sandbox():
 
 @pytest.fixture(scope="session")
 def shared_sandbox():
-    """One sandbox cluster for tests that only read or write records; never disrupt it."""
+    """One sandbox cluster per test process, for tests that only read or write records."""
     cluster, directory = start_sandbox()
     yield cluster
     stop_sandbox(cluster, directory)
+
+
+@pytest.fixture
+def private_tansu():
+    """A Tansu broker process of this test's own (memory only: every start is empty)."""
+    broker = TansuBroker().start()
+    yield broker
+    broker.kill()
+    # A command actuator may have restarted it as a detached process on the same port.
+    subprocess.run(["pkill", "-9", "-f", f"tcp://127.0.0.1:{broker.port}"], check=False)
+
+
+@pytest.fixture(scope="session")
+def shared_tansu():
+    """One Tansu broker per test process; never restart it."""
+    broker = TansuBroker().start()
+    yield broker
+    broker.kill()
+
+
+# --- Celery processes ------------------------------------------------------------------------------
 
 
 def database_url_for_worker() -> str:
@@ -87,6 +117,20 @@ def database_url_for_worker() -> str:
         pytest.fail("worker tests need PostgreSQL: set DATABASE_URL=postgres://... (make test does)")
     auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def celery_env(django_db_blocker) -> dict:
+    """Environment for Celery processes: this test process's database and the Redis broker."""
+    if not settings.CELERY_BROKER_URL.startswith("redis"):
+        pytest.fail("worker tests need Redis: set CELERY_BROKER_URL=redis://... (make test does)")
+    with django_db_blocker.unblock():
+        database_url = database_url_for_worker()
+    return {**os.environ, "DATABASE_URL": database_url, "SCORECARD_MODE": "test"}
+
+
+def unique_queue(name: str) -> str:
+    """A queue no other test process or run uses."""
+    return f"{name}-{TEST_PROCESS}-{uuid.uuid4().hex[:6]}"
 
 
 @dataclass
@@ -99,43 +143,16 @@ class Worker:
         return self.log_path.read_text(errors="replace")
 
 
-def celery_env(django_db_blocker) -> dict:
-    """Environment for Celery processes: the test database and the Redis broker."""
-    if not settings.CELERY_BROKER_URL.startswith("redis"):
-        pytest.fail("worker tests need Redis: set CELERY_BROKER_URL=redis://... (make test does)")
-    with django_db_blocker.unblock():
-        database_url = database_url_for_worker()
-    return {**os.environ, "DATABASE_URL": database_url, "SCORECARD_MODE": "test"}
-
-
 def start_worker(env: dict, queue: str, *, concurrency: int = 1) -> Worker:
     log_path = Path(tempfile.mkdtemp(prefix="worker-")) / "worker.log"
+    argv = [
+        sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "-c", str(concurrency),
+        "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "-n", f"{queue}@%h",
+    ]  # fmt: skip
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                queue,
-                "-c",
-                str(concurrency),
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-n",
-                f"{queue}-{uuid.uuid4().hex[:4]}@%h",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     worker = Worker(queue, process, log_path)
     deadline = time.monotonic() + 60
@@ -143,7 +160,7 @@ def start_worker(env: dict, queue: str, *, concurrency: int = 1) -> Worker:
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             pytest.fail(f"celery worker did not start:\n{worker.log()[-3000:]}")
-        time.sleep(0.2)
+        time.sleep(0.1)
     return worker
 
 
@@ -158,19 +175,22 @@ def stop_worker(worker: Worker) -> None:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker):
-    """A real `celery worker` process on a queue of its own, against the test database and Redis."""
-    worker = start_worker(celery_env(django_db_blocker), f"test-{uuid.uuid4().hex[:8]}")
+def shared_worker(django_db_setup, django_db_blocker):
+    """A real `celery worker` process per test process, on a queue of its own."""
+    worker = start_worker(celery_env(django_db_blocker), unique_queue("shared"))
     yield worker
     stop_worker(worker)
 
 
 @pytest.fixture
-def worker_factory(django_db_setup, django_db_blocker):
-    """Start workers a test may kill; whatever is left is stopped afterwards."""
-    started = []
+def start_private_worker(django_db_setup, django_db_blocker):
+    """Start workers this test may kill; the same name gives the same (unique) queue, so a
+    second worker can take over the first one's queue. Whatever is left is stopped afterwards."""
+    started: list[Worker] = []
+    queues: dict[str, str] = {}
 
-    def start(queue: str) -> Worker:
+    def start(name: str) -> Worker:
+        queue = queues.setdefault(name, unique_queue(name))
         worker = start_worker(celery_env(django_db_blocker), queue)
         started.append(worker)
         return worker
@@ -180,42 +200,9 @@ def worker_factory(django_db_setup, django_db_blocker):
         stop_worker(worker)
 
 
-def wait_for(predicate, *, timeout: float, interval: float = 0.2, message: str = "condition"):
-    """Poll until predicate() is truthy; fail with `message` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(interval)
-
-
 @pytest.fixture
-def tansu():
-    """A Tansu broker process of its own (memory only: every start is empty)."""
-    from drills.tansu import TansuBroker
-
-    broker = TansuBroker().start()
-    yield broker
-    broker.kill()
-    # A command actuator may have restarted it as a detached process on the same port.
-    subprocess.run(["pkill", "-9", "-f", f"tcp://127.0.0.1:{broker.port}"], check=False)
-
-
-@pytest.fixture(scope="session")
-def shared_tansu():
-    from drills.tansu import TansuBroker
-
-    broker = TansuBroker().start()
-    yield broker
-    broker.kill()
-
-
-@pytest.fixture
-def celery_beat(django_db_setup, django_db_blocker):
-    """A real `celery beat` process with the Check-table scheduler."""
+def beat_process(django_db_setup, django_db_blocker):
+    """A real `celery beat` process with the Check-table scheduler; yields its log path."""
     log_path = Path(tempfile.mkdtemp(prefix="beat-")) / "beat.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -232,3 +219,15 @@ def celery_beat(django_db_setup, django_db_blocker):
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.2, message: str = "condition"):
+    """Poll until predicate() is truthy; fail with `message` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)

@@ -11,21 +11,24 @@ from drills.engine import DrillEngine, Hooks
 from drills.scenarios import FaultPlan
 from scorecard import catalog
 
+# Timing-sensitive (write RTO within 10 % + 0.3 s of the outage): one after another in one process.
+pytestmark = pytest.mark.xdist_group("drill-fidelity")
+
 
 def config(**overrides) -> SimpleNamespace:
     return catalog.parse("drill", {"baseline_seconds": 2, "settle_seconds": 3, **overrides})
 
 
-def drill(sandbox, scenario, **overrides):
+def drill(private_sandbox, scenario, **overrides):
     cfg = config(**overrides)
-    metadata = kafka.cluster_metadata(sandbox.connection, timeout=5, topic=cfg.topic)
+    metadata = kafka.cluster_metadata(private_sandbox.connection, timeout=5, topic=cfg.topic)
     plan = scenarios.plan(
         scenario, metadata, topic=cfg.topic, broker=cfg.broker, zone=cfg.zone, move_leaders=cfg.move_leaders
     )
     events = []
     engine = DrillEngine(
-        connection=sandbox.connection,
-        actuator=SandboxActuator(sandbox.control_path),
+        connection=private_sandbox.connection,
+        actuator=SandboxActuator(private_sandbox.control_path),
         plan=plan,
         config=cfg,
         hooks=Hooks(event=lambda kind, detail: events.append(kind)),
@@ -34,8 +37,8 @@ def drill(sandbox, scenario, **overrides):
 
 
 @pytest.mark.parametrize("down_seconds", [2.0, 4.0])
-def test_a_leader_broker_down_without_leader_move_gives_a_write_rto_close_to_the_outage(sandbox, down_seconds):
-    result, events = drill(sandbox, "broker_loss", fault_seconds=down_seconds)
+def test_a_leader_broker_down_without_leader_move_gives_a_write_rto_close_to_the_outage(private_sandbox, down_seconds):
+    result, events = drill(private_sandbox, "broker_loss", fault_seconds=down_seconds)
     f = result.figures
     assert result.outcome == "passed", (result.error, f)
     assert abs(f["write_rto_s"] - down_seconds) <= 0.1 * down_seconds + 0.3, f["write_rto_s"]
@@ -43,26 +46,26 @@ def test_a_leader_broker_down_without_leader_move_gives_a_write_rto_close_to_the
     assert f["records_acked"] == f["records_sent"] > 1000
     assert f["reelection_s"] >= down_seconds * 0.9  # leaders return with the broker: nothing re-elected them
     assert events.count("action") == 2  # stop, then start
-    assert all(b["up"] for b in sandbox.control.call("status")["brokers"])
+    assert all(b["up"] for b in private_sandbox.control.call("status")["brokers"])
 
 
-def test_a_leader_move_alone_gives_a_write_rto_under_a_second(sandbox):
-    result, _ = drill(sandbox, "leader_change", fault_seconds=2)
+def test_a_leader_move_alone_gives_a_write_rto_under_a_second(private_sandbox):
+    result, _ = drill(private_sandbox, "leader_change", fault_seconds=2)
     f = result.figures
     assert result.outcome == "passed", (result.error, f)
     assert f["write_rto_s"] < 1.0
     assert f["rpo_acked_lost"] == 0
 
 
-def test_moving_leaders_off_a_lost_broker_shortens_the_outage(sandbox):
-    result, _ = drill(sandbox, "broker_loss", fault_seconds=4, move_leaders=True)
+def test_moving_leaders_off_a_lost_broker_shortens_the_outage(private_sandbox):
+    result, _ = drill(private_sandbox, "broker_loss", fault_seconds=4, move_leaders=True)
     f = result.figures
     assert f["write_rto_s"] < 2.5, f
     assert f["reelection_s"] < 2.5
     assert f["rpo_acked_lost"] == 0
 
 
-def test_the_detector_finds_acknowledged_records_missing_after_injected_produce_errors(sandbox):
+def test_the_detector_finds_acknowledged_records_missing_after_injected_produce_errors(private_sandbox):
     """The sandbox's injected NOT_LEADER_OR_FOLLOWER can yield a successful delivery report
     without an offset for a record that never reached the log (DESIGN.md section 8)."""
 
@@ -71,14 +74,14 @@ def test_the_detector_finds_acknowledged_records_missing_after_injected_produce_
 
         def perform(self, action):
             for _ in range(10):  # spread over a second of sustained writes
-                sandbox.control.call("request_errors", api="Produce", errors=["NOT_LEADER_OR_FOLLOWER"] * 10)
+                private_sandbox.control.call("request_errors", api="Produce", errors=["NOT_LEADER_OR_FOLLOWER"] * 10)
                 time.sleep(0.1)
             return {}
 
     cfg = config(fault_seconds=2, settle_seconds=2)
     plan = FaultPlan("inject produce errors", [Action("broker_down", 1)], [])
     result = DrillEngine(
-        connection=sandbox.connection, actuator=InjectErrors(), plan=plan, config=cfg, hooks=Hooks()
+        connection=private_sandbox.connection, actuator=InjectErrors(), plan=plan, config=cfg, hooks=Hooks()
     ).run()
     f = result.figures
     assert f["rpo_acked_lost"] >= 1, f
@@ -88,8 +91,8 @@ def test_the_detector_finds_acknowledged_records_missing_after_injected_produce_
     assert sum(len(seqs) for seqs in f["missing_records"].values()) == f["rpo_acked_lost"]
 
 
-def test_lag_catch_up_measures_the_catch_up(sandbox):
-    result, _ = drill(sandbox, "lag_catch_up", fault_seconds=2)
+def test_lag_catch_up_measures_the_catch_up(private_sandbox):
+    result, _ = drill(private_sandbox, "lag_catch_up", fault_seconds=2)
     f = result.figures
     assert result.outcome == "passed", (result.error, f)
     assert f["write_rto_s"] == 0.0  # producers never noticed
@@ -97,8 +100,8 @@ def test_lag_catch_up_measures_the_catch_up(sandbox):
     assert f["catch_up_records"] > 500 and f["catch_up_rate_per_s"] > 0
 
 
-def test_consumer_restart_resumes_from_the_committed_offset_without_a_gap(sandbox):
-    result, _ = drill(sandbox, "consumer_restart", fault_seconds=1)
+def test_consumer_restart_resumes_from_the_committed_offset_without_a_gap(private_sandbox):
+    result, _ = drill(private_sandbox, "consumer_restart", fault_seconds=1)
     f = result.figures
     assert result.outcome == "passed", (result.error, f)
     restart = f["consumer_restart"]
@@ -107,16 +110,16 @@ def test_consumer_restart_resumes_from_the_committed_offset_without_a_gap(sandbo
     assert f["consumer_resume_s"] is not None
 
 
-def test_a_zone_loss_stops_every_broker_of_the_rack_and_brings_them_back(sandbox):
-    result, _ = drill(sandbox, "zone_loss", fault_seconds=1, zone="b", move_leaders=True)
+def test_a_zone_loss_stops_every_broker_of_the_rack_and_brings_them_back(private_sandbox):
+    result, _ = drill(private_sandbox, "zone_loss", fault_seconds=1, zone="b", move_leaders=True)
     assert result.outcome == "passed", (result.error, result.figures)
-    assert all(b["up"] for b in sandbox.control.call("status")["brokers"])
+    assert all(b["up"] for b in private_sandbox.control.call("status")["brokers"])
 
 
-def test_a_zone_holding_every_broker_is_refused(sandbox):
+def test_a_zone_holding_every_broker_is_refused(private_sandbox):
     for broker in (1, 2, 3):
-        sandbox.control.call("rack", broker=broker, rack="a")
-    metadata = kafka.cluster_metadata(sandbox.connection, timeout=5, topic="__recovery_probe")
+        private_sandbox.control.call("rack", broker=broker, rack="a")
+    metadata = kafka.cluster_metadata(private_sandbox.connection, timeout=5, topic="__recovery_probe")
     with pytest.raises(scenarios.ScenarioError, match="every broker"):
         scenarios.plan("zone_loss", metadata, topic="__recovery_probe", broker=None, zone="a", move_leaders=False)
 
@@ -139,10 +142,10 @@ def seed_group(cluster, *, commit: bool):
         kafka.commit_offsets(cluster.connection, group="ledger", offsets=offsets, timeout=5)
 
 
-def test_a_standby_cutover_resumes_the_canary_group_from_its_synced_offsets(sandbox, standby_sandbox):
-    seed_group(sandbox, commit=True)
-    seed_group(standby_sandbox, commit=True)
-    result = cutover(sandbox, standby_sandbox)
+def test_a_standby_cutover_resumes_the_canary_group_from_its_synced_offsets(private_sandbox, private_standby):
+    seed_group(private_sandbox, commit=True)
+    seed_group(private_standby, commit=True)
+    result = cutover(private_sandbox, private_standby)
     group = result.figures["standby_cutover"]
     assert result.outcome == "passed", (result.error, group)
     assert group["partitions_resumed"] == group["partitions_committed"] == 3
@@ -150,14 +153,14 @@ def test_a_standby_cutover_resumes_the_canary_group_from_its_synced_offsets(sand
     assert group["first_offset_after_restart"] == {"0": 40, "1": 40, "2": 40}
     # A rehearsal leaves the canary group's offsets as they were on the standby.
     offsets = kafka.committed_offsets(
-        standby_sandbox.connection, group="ledger", partitions=[("orders", p) for p in range(3)], timeout=5
+        private_standby.connection, group="ledger", partitions=[("orders", p) for p in range(3)], timeout=5
     )
     assert set(offsets.values()) == {40}
 
 
-def test_a_standby_without_synced_offsets_fails_the_cutover(sandbox, standby_sandbox):
-    seed_group(sandbox, commit=True)
-    seed_group(standby_sandbox, commit=False)
-    result = cutover(sandbox, standby_sandbox)
+def test_a_standby_without_synced_offsets_fails_the_cutover(private_sandbox, private_standby):
+    seed_group(private_sandbox, commit=True)
+    seed_group(private_standby, commit=False)
+    result = cutover(private_sandbox, private_standby)
     assert result.outcome == "failed"
     assert result.figures["standby_cutover"]["partitions_without_synced_offsets"] == [0, 1, 2]

@@ -15,20 +15,21 @@ from scorecard.models import Actuator, Check, CheckRun, Evidence
 from tests.conftest import wait_for
 from tests.factories import register
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Drills through workers, timed against their figures: one after another in one test process.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("drill-runs")]
 
 QUICK = {"baseline_seconds": 2, "settle_seconds": 3}
 
 
-def sandbox_cluster(sandbox, queue: str, name: str = "drilled"):
+def sandbox_cluster(private_sandbox, queue: str, name: str = "drilled"):
     return register(
         name=name,
-        bootstrap=sandbox.bootstrap,
+        bootstrap=private_sandbox.bootstrap,
         worker_queue=queue,
         expected_brokers=3,
         drills_allowed=True,
         actuator=Actuator.SANDBOX,
-        sandbox_control=sandbox.control_path,
+        sandbox_control=private_sandbox.control_path,
     ).cluster
 
 
@@ -37,9 +38,9 @@ def finished(run: DrillRun) -> DrillRun | None:
     return None if run.active else run
 
 
-def test_a_broker_loss_drill_runs_in_a_worker_and_updates_the_rows(sandbox, worker_factory):
-    worker = worker_factory("drills-a")
-    cluster = sandbox_cluster(sandbox, worker.queue)
+def test_a_broker_loss_drill_runs_in_a_worker_and_updates_the_rows(private_sandbox, start_private_worker):
+    worker = start_private_worker("drills-a")
+    cluster = sandbox_cluster(private_sandbox, worker.queue)
     params = {**QUICK, "fault_seconds": 2}
     run = drill_services.drill_run_start(cluster=cluster, scenario="broker_loss", params=params, requested_by="sre")
     run = wait_for(lambda: finished(run), timeout=90, message="the drill to finish")
@@ -54,26 +55,26 @@ def test_a_broker_loss_drill_runs_in_a_worker_and_updates_the_rows(sandbox, work
     assert by_row["automation"].measurements["drill_run"] == run.pk
     # Drill cadence is re-computed after the drill.
     assert CheckRun.objects.filter(check_obj__kind="drill_cadence", requested_by=f"drill {run.pk}").exists()
-    assert all(b["up"] for b in sandbox.control.call("status")["brokers"])
+    assert all(b["up"] for b in private_sandbox.control.call("status")["brokers"])
 
 
-def test_a_tripped_guardrail_stops_the_fault_and_runs_the_recovery(sandbox, worker_factory):
-    worker = worker_factory("drills-b")
-    cluster = sandbox_cluster(sandbox, worker.queue)
+def test_a_tripped_guardrail_stops_the_fault_and_runs_the_recovery(private_sandbox, start_private_worker):
+    worker = start_private_worker("drills-b")
+    cluster = sandbox_cluster(private_sandbox, worker.queue)
     params = {**QUICK, "fault_seconds": 60, "max_duration_seconds": 6}
     run = drill_services.drill_run_start(cluster=cluster, scenario="broker_loss", params=params, requested_by="sre")
     run = wait_for(lambda: finished(run), timeout=60, message="the guarded drill to stop")
     assert (run.state, run.outcome, run.tripped_guardrail) == ("aborted", "aborted", "max_duration")
     tripped = next(e for e in run.events if e["kind"] == "guardrail_tripped")
     assert tripped["guardrail"] == "max_duration" and 5.5 <= tripped["at_s"] <= 8
-    assert all(b["up"] for b in sandbox.control.call("status")["brokers"])
+    assert all(b["up"] for b in private_sandbox.control.call("status")["brokers"])
     automation = Evidence.objects.get(check_obj__kind="drill_results", row_key="automation")
     assert "guardrail max_duration tripped" in automation.summary
 
 
-def test_a_second_drill_on_the_same_cluster_is_refused(sandbox, worker_factory):
-    worker = worker_factory("drills-c")
-    cluster = sandbox_cluster(sandbox, worker.queue)
+def test_a_second_drill_on_the_same_cluster_is_refused(private_sandbox, start_private_worker):
+    worker = start_private_worker("drills-c")
+    cluster = sandbox_cluster(private_sandbox, worker.queue)
     first = drill_services.drill_run_start(
         cluster=cluster, scenario="lag_catch_up", params={**QUICK, "fault_seconds": 5}, requested_by="sre"
     )
@@ -88,19 +89,19 @@ def test_a_second_drill_on_the_same_cluster_is_refused(sandbox, worker_factory):
     wait_for(lambda: finished(second), timeout=60, message="the second drill")
 
 
-def test_drills_are_refused_where_not_allowed_or_without_an_actuator(sandbox):
-    blocked = register(name="no-drills", bootstrap=sandbox.bootstrap).cluster
+def test_drills_are_refused_where_not_allowed_or_without_an_actuator(shared_sandbox):
+    blocked = register(name="no-drills", bootstrap=shared_sandbox.bootstrap).cluster
     with pytest.raises(drill_services.DrillRefused, match="not allowed"):
         drill_services.drill_run_start(cluster=blocked, scenario="broker_loss", params={}, requested_by="sre")
-    no_actuator = register(name="no-actuator", bootstrap=sandbox.bootstrap, drills_allowed=True).cluster
+    no_actuator = register(name="no-actuator", bootstrap=shared_sandbox.bootstrap, drills_allowed=True).cluster
     with pytest.raises(drill_services.DrillRefused, match="no actuator"):
         drill_services.drill_run_start(cluster=no_actuator, scenario="broker_loss", params={}, requested_by="sre")
     assert not DrillRun.objects.exists()
 
 
-def test_the_watchdog_recovers_the_cluster_when_the_drill_worker_is_killed(sandbox, worker_factory):
-    doomed = worker_factory("drills-d")
-    cluster = sandbox_cluster(sandbox, doomed.queue)
+def test_the_watchdog_recovers_the_cluster_when_the_drill_worker_is_killed(private_sandbox, start_private_worker):
+    doomed = start_private_worker("drills-d")
+    cluster = sandbox_cluster(private_sandbox, doomed.queue)
     run = drill_services.drill_run_start(
         cluster=cluster,
         scenario="broker_loss",
@@ -109,14 +110,14 @@ def test_the_watchdog_recovers_the_cluster_when_the_drill_worker_is_killed(sandb
     )
 
     def broker_down():
-        return any(not b["up"] for b in sandbox.control.call("status")["brokers"])
+        return any(not b["up"] for b in private_sandbox.control.call("status")["brokers"])
 
     wait_for(broker_down, timeout=60, message="the fault to be injected")
     run.refresh_from_db()
     assert run.recovery_plan["actions"], "the recovery plan is stored before the fault"
     os.killpg(doomed.process.pid, signal.SIGKILL)  # the worker and its pool child, mid-drill
     doomed.process.wait(10)
-    rescuer = worker_factory("drills-d")
+    rescuer = start_private_worker("drills-d")
 
     def recovered():
         drill_watchdog.apply_async(args=[3], queue=rescuer.queue)
@@ -130,9 +131,9 @@ def test_the_watchdog_recovers_the_cluster_when_the_drill_worker_is_killed(sandb
     assert "watchdog ran the recovery" in run.error
 
 
-def test_killing_tansu_through_the_command_actuator_loses_acknowledged_records(tansu, worker_factory):
-    worker = worker_factory("drills-e")
-    connection = kafka.ConnectionSettings(tansu.bootstrap)
+def test_killing_tansu_through_the_command_actuator_loses_acknowledged_records(private_tansu, start_private_worker):
+    worker = start_private_worker("drills-e")
+    connection = kafka.ConnectionSettings(private_tansu.bootstrap)
     kafka.topic_create(connection, name="__recovery_probe", partitions=1, replication_factor=1, timeout=5)
     commands = {
         "broker_down": ["pkill", "-9", "-f", "tcp://127.0.0.1:{port}"],
@@ -141,7 +142,7 @@ def test_killing_tansu_through_the_command_actuator_loses_acknowledged_records(t
     }
     cluster = register(
         name="tansu",
-        bootstrap=tansu.bootstrap,
+        bootstrap=private_tansu.bootstrap,
         worker_queue=worker.queue,
         drills_allowed=True,
         actuator=Actuator.COMMAND,
@@ -168,11 +169,11 @@ def test_killing_tansu_through_the_command_actuator_loses_acknowledged_records(t
     assert "fatal state" in continuity.summary
 
 
-def test_a_manual_drill_waits_for_a_person_and_counts_the_steps(sandbox, worker_factory):
-    worker = worker_factory("drills-f")
+def test_a_manual_drill_waits_for_a_person_and_counts_the_steps(private_sandbox, start_private_worker):
+    worker = start_private_worker("drills-f")
     cluster = register(
         name="manual",
-        bootstrap=sandbox.bootstrap,
+        bootstrap=private_sandbox.bootstrap,
         worker_queue=worker.queue,
         drills_allowed=True,
         actuator=Actuator.MANUAL,
@@ -186,8 +187,8 @@ def test_a_manual_drill_waits_for_a_person_and_counts_the_steps(sandbox, worker_
         return run.awaiting_step
 
     for step, fault in (
-        ("stop broker 2", lambda: sandbox.control.call("broker_down", broker=2)),
-        ("start broker 2", lambda: sandbox.control.call("broker_up", broker=2)),
+        ("stop broker 2", lambda: private_sandbox.control.call("broker_down", broker=2)),
+        ("start broker 2", lambda: private_sandbox.control.call("broker_up", broker=2)),
     ):
         assert wait_for(waiting, timeout=60, message=f"the step {step}") == step
         fault()  # the person does it

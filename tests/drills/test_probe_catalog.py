@@ -61,26 +61,26 @@ GOOD = {"min.insync.replicas": "2", "unclean.leader.election.enable": "false"}
 GOOD_BROKER = {**GOOD, "default.replication.factor": "3"}
 
 
-def test_durability_config_passes_when_every_topic_meets_the_policy(sandbox, customer_configs):
-    sandbox.control.call("topic_create", name="payments", partitions=3, replication_factor=3)
+def test_durability_config_passes_when_every_topic_meets_the_policy(private_sandbox, customer_configs):
+    private_sandbox.control.call("topic_create", name="payments", partitions=3, replication_factor=3)
     customer_configs["topics"] = {"payments": GOOD}
     customer_configs["broker"] = GOOD_BROKER
-    result = probe("durability_config", sandbox.connection)
+    result = probe("durability_config", private_sandbox.connection)
     assert result.status == "PASS", result.summary
     assert result.measurements["topics_checked"] == 1
 
 
-def test_durability_config_lists_every_violating_topic(sandbox, customer_configs):
-    sandbox.control.call("topic_create", name="payments", partitions=3, replication_factor=3)
-    sandbox.control.call("topic_create", name="clicks", partitions=2, replication_factor=1)
-    sandbox.control.call("topic_create", name="audit", partitions=1, replication_factor=3)
+def test_durability_config_lists_every_violating_topic(private_sandbox, customer_configs):
+    private_sandbox.control.call("topic_create", name="payments", partitions=3, replication_factor=3)
+    private_sandbox.control.call("topic_create", name="clicks", partitions=2, replication_factor=1)
+    private_sandbox.control.call("topic_create", name="audit", partitions=1, replication_factor=3)
     customer_configs["topics"] = {
         "payments": GOOD,
         "clicks": GOOD,
         "audit": {"min.insync.replicas": "3", "unclean.leader.election.enable": "true"},
     }
     customer_configs["broker"] = {**GOOD_BROKER, "min.insync.replicas": "1"}
-    result = probe("durability_config", sandbox.connection)
+    result = probe("durability_config", private_sandbox.connection)
     assert result.status == "FAIL"
     by_topic = {v["topic"]: v["problems"] for v in result.measurements["violations"]}
     assert set(by_topic) == {"clicks", "audit"}
@@ -112,9 +112,9 @@ def test_one_dead_bootstrap_address_warns_and_none_alive_fails(shared_sandbox):
     assert result.status == "FAIL"
 
 
-def test_a_broker_down_shows_as_a_dead_bootstrap_address(sandbox):
-    sandbox.control.call("broker_down", broker=2)
-    result = probe("bootstrap_endpoints", sandbox.connection, timeout_seconds=2)
+def test_a_broker_down_shows_as_a_dead_bootstrap_address(private_sandbox):
+    private_sandbox.control.call("broker_down", broker=2)
+    result = probe("bootstrap_endpoints", private_sandbox.connection, timeout_seconds=2)
     assert result.status == "WARN"
     assert result.measurements["dead"] == 1
 
@@ -122,24 +122,24 @@ def test_a_broker_down_shows_as_a_dead_bootstrap_address(sandbox):
 # --- consumer groups -----------------------------------------------------------------------
 
 
-def test_consumer_groups_pass_for_a_group_caught_up_inside_retention(sandbox):
-    sandbox.control.call("topic_create", name="orders", partitions=3, replication_factor=3)
-    fill(sandbox.connection, "orders", partitions=3, per_partition=100)
-    offsets = {("orders", p): o for (_, p), o in ends(sandbox.connection, "orders", 3).items()}
-    kafka.commit_offsets(sandbox.connection, group="ledger", offsets=offsets, timeout=5)
-    result = probe("consumer_groups", sandbox.connection, groups=["ledger"])
+def test_consumer_groups_pass_for_a_group_caught_up_inside_retention(private_sandbox):
+    private_sandbox.control.call("topic_create", name="orders", partitions=3, replication_factor=3)
+    fill(private_sandbox.connection, "orders", partitions=3, per_partition=100)
+    offsets = {("orders", p): o for (_, p), o in ends(private_sandbox.connection, "orders", 3).items()}
+    kafka.commit_offsets(private_sandbox.connection, group="ledger", offsets=offsets, timeout=5)
+    result = probe("consumer_groups", private_sandbox.connection, groups=["ledger"])
     assert result.status == "PASS", result.summary
     group = result.measurements["groups"][0]
     assert group["committed_partitions"] == 3 and group["total_lag"] == 0
 
 
-def test_a_committed_offset_below_the_log_start_fails_consumer_groups(sandbox):
-    sandbox.control.call("topic_create", name="orders", partitions=1, replication_factor=3)
-    fill(sandbox.connection, "orders", partitions=1, per_partition=10)
-    kafka.commit_offsets(sandbox.connection, group="ledger", offsets={("orders", 0): 5}, timeout=5)
+def test_a_committed_offset_below_the_log_start_fails_consumer_groups(private_sandbox):
+    private_sandbox.control.call("topic_create", name="orders", partitions=1, replication_factor=3)
+    fill(private_sandbox.connection, "orders", partitions=1, per_partition=10)
+    kafka.commit_offsets(private_sandbox.connection, group="ledger", offsets={("orders", 0): 5}, timeout=5)
     # The sandbox keeps about 5 MB per partition: 7 MB more moves the log start past offset 5.
-    fill(sandbox.connection, "orders", partitions=1, per_partition=7000, size=1000)
-    result = probe("consumer_groups", sandbox.connection, groups=["ledger"], max_lag_records=10**9)
+    fill(private_sandbox.connection, "orders", partitions=1, per_partition=7000, size=1000)
+    result = probe("consumer_groups", private_sandbox.connection, groups=["ledger"], max_lag_records=10**9)
     assert result.status == "FAIL"
     group = result.measurements["groups"][0]
     assert group["partitions_below_log_start"] == ["orders[0]"]
@@ -147,12 +147,14 @@ def test_a_committed_offset_below_the_log_start_fails_consumer_groups(sandbox):
     assert group["partitions"][0]["lag_seconds"] >= 0
 
 
-def test_lag_over_the_threshold_warns_with_records_and_seconds(sandbox):
-    sandbox.control.call("topic_create", name="orders", partitions=1, replication_factor=3)
-    fill(sandbox.connection, "orders", partitions=1, per_partition=500)
-    kafka.commit_offsets(sandbox.connection, group="ledger", offsets={("orders", 0): 100}, timeout=5)
+def test_lag_over_the_threshold_warns_with_records_and_seconds(private_sandbox):
+    private_sandbox.control.call("topic_create", name="orders", partitions=1, replication_factor=3)
+    fill(private_sandbox.connection, "orders", partitions=1, per_partition=500)
+    kafka.commit_offsets(private_sandbox.connection, group="ledger", offsets={("orders", 0): 100}, timeout=5)
     time.sleep(1.1)
-    result = probe("consumer_groups", sandbox.connection, groups=["ledger"], max_lag_records=50, max_lag_seconds=0.5)
+    result = probe(
+        "consumer_groups", private_sandbox.connection, groups=["ledger"], max_lag_records=50, max_lag_seconds=0.5
+    )
     assert result.status == "WARN"
     group = result.measurements["groups"][0]
     assert group["max_lag"] == 400
@@ -171,8 +173,8 @@ def test_consumer_groups_without_configured_groups_is_an_error_saying_what_to_do
     assert "no critical consumer groups configured" in result.summary
 
 
-def test_consumer_groups_on_tansu(tansu):
-    connection = kafka.ConnectionSettings(tansu.bootstrap)
+def test_consumer_groups_on_tansu(private_tansu):
+    connection = kafka.ConnectionSettings(private_tansu.bootstrap)
     kafka.topic_create(connection, name="orders", partitions=1, replication_factor=1, timeout=5)
     fill(connection, "orders", partitions=1, per_partition=20)
     kafka.commit_offsets(connection, group="ledger", offsets={("orders", 0): 1}, timeout=5)
@@ -194,9 +196,11 @@ def test_client_compatibility_passes_on_the_sandbox_and_tansu(shared_sandbox, sh
     assert "DescribeConfigs" in sandbox_result.measurements["apis_lacking_for_probes"]
 
 
-def test_a_withdrawn_api_fails_client_compatibility_naming_it(sandbox):
-    sandbox.control.call("api_version", api="InitProducerId", min_version=-1, max_version=-1)
-    result = probe("client_compatibility", sandbox.connection, features=["idempotent_producer", "consumer_groups"])
+def test_a_withdrawn_api_fails_client_compatibility_naming_it(private_sandbox):
+    private_sandbox.control.call("api_version", api="InitProducerId", min_version=-1, max_version=-1)
+    result = probe(
+        "client_compatibility", private_sandbox.connection, features=["idempotent_producer", "consumer_groups"]
+    )
     assert result.status == "FAIL"
     assert {g["api"] for g in result.measurements["gaps"]} == {"InitProducerId"}
     assert result.measurements["features_supported"] == ["consumer_groups"]
@@ -214,9 +218,9 @@ def mirror(primary, standby, *, records: int):
         kafka.commit_offsets(cluster.connection, group="ledger", offsets=offsets, timeout=5)
 
 
-def test_standby_parity_finds_no_gap_between_clusters_that_agree(sandbox, standby_sandbox):
-    mirror(sandbox, standby_sandbox, records=100)
-    result = probe("standby_parity", sandbox.connection, standby=standby_sandbox.connection, groups=["ledger"])
+def test_standby_parity_finds_no_gap_between_clusters_that_agree(private_sandbox, private_standby):
+    mirror(private_sandbox, private_standby, records=100)
+    result = probe("standby_parity", private_sandbox.connection, standby=private_standby.connection, groups=["ledger"])
     m = result.measurements
     assert (m["missing_topics"], m["partition_count_mismatch"], m["group_offset_gaps"]) == ([], [], [])
     assert m["replication_lag_records"] == 0
@@ -226,13 +230,13 @@ def test_standby_parity_finds_no_gap_between_clusters_that_agree(sandbox, standb
     assert [u.split(":")[0] for u in m["unverified"]] == ["durability configs", "ACLs"]
 
 
-def test_standby_parity_fails_when_the_standby_falls_behind_and_misses_a_topic(sandbox, standby_sandbox):
-    mirror(sandbox, standby_sandbox, records=100)
-    sandbox.control.call("topic_create", name="refunds", partitions=2, replication_factor=3)
-    fill(sandbox.connection, "orders", partitions=3, per_partition=500)
-    offsets = {key: o for key, o in ends(sandbox.connection, "orders", 3).items()}
-    kafka.commit_offsets(sandbox.connection, group="ledger", offsets=offsets, timeout=5)
-    result = probe("standby_parity", sandbox.connection, standby=standby_sandbox.connection, groups=["ledger"])
+def test_standby_parity_fails_when_the_standby_falls_behind_and_misses_a_topic(private_sandbox, private_standby):
+    mirror(private_sandbox, private_standby, records=100)
+    private_sandbox.control.call("topic_create", name="refunds", partitions=2, replication_factor=3)
+    fill(private_sandbox.connection, "orders", partitions=3, per_partition=500)
+    offsets = {key: o for key, o in ends(private_sandbox.connection, "orders", 3).items()}
+    kafka.commit_offsets(private_sandbox.connection, group="ledger", offsets=offsets, timeout=5)
+    result = probe("standby_parity", private_sandbox.connection, standby=private_standby.connection, groups=["ledger"])
     m = result.measurements
     assert result.status == "FAIL"
     assert m["missing_topics"] == ["refunds"]
@@ -298,14 +302,14 @@ def produce_while(connection, stop: threading.Event):
         time.sleep(0.05)
 
 
-def test_cost_model_prices_measured_cross_zone_traffic_and_shows_the_arithmetic(sandbox):
-    sandbox.control.call("topic_create", name="orders", partitions=3, replication_factor=3)
+def test_cost_model_prices_measured_cross_zone_traffic_and_shows_the_arithmetic(private_sandbox):
+    private_sandbox.control.call("topic_create", name="orders", partitions=3, replication_factor=3)
     stop = threading.Event()
-    producer = threading.Thread(target=produce_while, args=(sandbox.connection, stop), daemon=True)
+    producer = threading.Thread(target=produce_while, args=(private_sandbox.connection, stop), daemon=True)
     producer.start()
     try:
-        result = probe("cost_model", sandbox.connection, sample_seconds=2, monthly_budget=100_000.0)
-        tight = probe("cost_model", sandbox.connection, sample_seconds=1, monthly_budget=1.0)
+        result = probe("cost_model", private_sandbox.connection, sample_seconds=2, monthly_budget=100_000.0)
+        tight = probe("cost_model", private_sandbox.connection, sample_seconds=1, monthly_budget=1.0)
     finally:
         stop.set()
         producer.join(10)
@@ -329,9 +333,9 @@ def test_cost_model_on_a_cluster_without_racks_warns_that_zones_are_unknown(shar
 # --- acknowledged write ----------------------------------------------------------------------
 
 
-def test_acknowledged_write_fails_when_tansu_loses_acknowledged_records_in_a_restart(tansu):
+def test_acknowledged_write_fails_when_tansu_loses_acknowledged_records_in_a_restart(private_tansu):
     """Tansu keeps everything in memory: kill -9 and a restart lose what it acknowledged."""
-    connection = kafka.ConnectionSettings(tansu.bootstrap)
+    connection = kafka.ConnectionSettings(private_tansu.bootstrap)
     kafka.topic_create(connection, name="__recovery_probe", partitions=1, replication_factor=1, timeout=5)
     outcome = {}
     runner = threading.Thread(
@@ -344,8 +348,8 @@ def test_acknowledged_write_fails_when_tansu_loses_acknowledged_records_in_a_res
         return offsets.get(("__recovery_probe", 0), 0) > 20
 
     wait_for(written, timeout=30, message="acknowledged probe records on Tansu")
-    tansu.kill()
-    tansu.start()
+    private_tansu.kill()
+    private_tansu.start()
     runner.join(60)
     result = outcome["result"]
     assert result.status == "FAIL", result.summary

@@ -33,24 +33,24 @@ def test_cluster_health_passes_on_a_healthy_sandbox(shared_sandbox):
     assert m["under_assumed_min_isr_partitions"] == 0
 
 
-def test_a_broker_down_changes_cluster_health_evidence(sandbox):
-    before = health(sandbox.connection)
-    sandbox.control.call("broker_down", broker=2)
-    after = health(sandbox.connection)
+def test_a_broker_down_changes_cluster_health_evidence(private_sandbox):
+    before = health(private_sandbox.connection)
+    private_sandbox.control.call("broker_down", broker=2)
+    after = health(private_sandbox.connection)
     assert before.status == "PASS"
     assert after.status == "FAIL"
     assert after.measurements["broker_count"] == 2
     assert after.measurements["missing_broker_count"] == 1
     # Broker 2 leads some probe partitions: they are offline and named.
     assert after.measurements["offline_partitions"] >= 1
-    assert all(name.startswith(sandbox.probe_topic) for name in after.measurements["offline"])
+    assert all(name.startswith(private_sandbox.probe_topic) for name in after.measurements["offline"])
     assert after.measurements["under_replicated_partitions"] > 0
     assert "2/3 brokers" in after.summary
 
 
-def test_leaderless_partitions_fail_cluster_health(sandbox):
-    sandbox.control.call("topic_create", name="orphans", partitions=2, replication_factor=0)
-    result = health(sandbox.connection)
+def test_leaderless_partitions_fail_cluster_health(private_sandbox):
+    private_sandbox.control.call("topic_create", name="orphans", partitions=2, replication_factor=0)
+    result = health(private_sandbox.connection)
     assert result.status == "FAIL"
     assert {"orphans[0]", "orphans[1]"} <= set(result.measurements["offline"])
 
@@ -80,9 +80,9 @@ def test_acknowledged_write_passes_and_verifies_every_record(shared_sandbox):
     assert m["produce_ms_p50"] is not None and m["e2e_ms_p99"] >= m["e2e_ms_p50"]
 
 
-def test_acknowledged_write_with_a_leader_down_probes_the_rest_and_warns(sandbox):
-    sandbox.control.call("broker_down", broker=3)
-    result = ack_write(sandbox.connection, records=600, timeout_seconds=5)
+def test_acknowledged_write_with_a_leader_down_probes_the_rest_and_warns(private_sandbox):
+    private_sandbox.control.call("broker_down", broker=3)
+    result = ack_write(private_sandbox.connection, records=600, timeout_seconds=5)
     assert result.status == "WARN", result.summary
     assert result.measurements["missing"] == 0
     assert len(result.measurements["unavailable_partitions"]) == 2
@@ -121,15 +121,15 @@ def test_bad_probe_parameters_are_rejected_naming_the_parameter(kind, params, na
     assert name in raised.value.errors
 
 
-def test_a_slow_cluster_gives_error_within_the_timeout_not_a_hung_probe(sandbox):
+def test_a_slow_cluster_gives_error_within_the_timeout_not_a_hung_probe(private_sandbox):
     for broker in (1, 2, 3):
-        sandbox.control.call("latency", broker=broker, rtt_ms=8000)
+        private_sandbox.control.call("latency", broker=broker, rtt_ms=8000)
     started = time.monotonic()
-    result = health(sandbox.connection, timeout_seconds=2)
+    result = health(private_sandbox.connection, timeout_seconds=2)
     assert result.status == "ERROR"
     assert "not answering" in result.summary or "timed out" in result.summary
     assert time.monotonic() - started < 2 + 3
     started = time.monotonic()
-    result = ack_write(sandbox.connection, records=10, timeout_seconds=2)
+    result = ack_write(private_sandbox.connection, records=10, timeout_seconds=2)
     assert result.status == "ERROR"
     assert time.monotonic() - started < 2 + 3

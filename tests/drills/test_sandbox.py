@@ -20,18 +20,18 @@ def test_its_probe_topic_has_a_leader_on_every_broker(shared_sandbox):
     assert {p.leader for p in partitions} == {1, 2, 3}
 
 
-def test_broker_down_and_up_through_the_control_channel(sandbox):
-    sandbox.control.call("broker_down", broker=2)
-    assert kafka.cluster_metadata(sandbox.connection, timeout=5).broker_ids == {1, 3}
-    status = sandbox.control.call("broker_up", broker=2)
+def test_broker_down_and_up_through_the_control_channel(private_sandbox):
+    private_sandbox.control.call("broker_down", broker=2)
+    assert kafka.cluster_metadata(private_sandbox.connection, timeout=5).broker_ids == {1, 3}
+    status = private_sandbox.control.call("broker_up", broker=2)
     assert [b["up"] for b in status["brokers"]] == [True, True, True]
-    assert kafka.cluster_metadata(sandbox.connection, timeout=5).broker_ids == {1, 2, 3}
+    assert kafka.cluster_metadata(private_sandbox.connection, timeout=5).broker_ids == {1, 2, 3}
 
 
-def test_leader_move_through_the_control_channel(sandbox):
-    sandbox.control.call("leader_move", topic=sandbox.probe_topic, partition=0, broker=3)
-    metadata = kafka.cluster_metadata(sandbox.connection, timeout=5, topic=sandbox.probe_topic)
-    assert metadata.topic_partitions(sandbox.probe_topic)[0].leader == 3
+def test_leader_move_through_the_control_channel(private_sandbox):
+    private_sandbox.control.call("leader_move", topic=private_sandbox.probe_topic, partition=0, broker=3)
+    metadata = kafka.cluster_metadata(private_sandbox.connection, timeout=5, topic=private_sandbox.probe_topic)
+    assert metadata.topic_partitions(private_sandbox.probe_topic)[0].leader == 3
 
 
 @pytest.mark.parametrize(
@@ -47,10 +47,10 @@ def test_leader_move_through_the_control_channel(sandbox):
         ("explode", {}, "unknown op"),
     ],
 )
-def test_the_control_channel_rejects_bad_requests_and_keeps_running(sandbox, op, params, message):
+def test_the_control_channel_rejects_bad_requests_and_keeps_running(shared_sandbox, op, params, message):
     with pytest.raises(SandboxError, match=message):
-        sandbox.control.call(op, **params)
-    assert sandbox.control.call("status")["bootstrap"] == sandbox.bootstrap
+        shared_sandbox.control.call(op, **params)
+    assert shared_sandbox.control.call("status")["bootstrap"] == shared_sandbox.bootstrap
 
 
 def test_an_unreachable_control_channel_is_a_clear_error(tmp_path):
@@ -68,9 +68,9 @@ def test_stopping_it_leaves_no_process_and_no_socket():
     assert not os.path.exists(cluster.control_path)
 
 
-def test_it_counts_the_requests_its_brokers_receive(sandbox):
-    sandbox.control.call("requests_track")
-    kafka.cluster_metadata(sandbox.connection, timeout=5)
-    counts = sandbox.control.call("requests_count")
+def test_it_counts_the_requests_its_brokers_receive(shared_sandbox):
+    shared_sandbox.control.call("requests_track")
+    kafka.cluster_metadata(shared_sandbox.connection, timeout=5)
+    counts = shared_sandbox.control.call("requests_count")
     assert counts.get("Metadata", 0) >= 1
     assert counts.get("ApiVersions", 0) >= 1

@@ -23,8 +23,8 @@ def finished(run: CheckRun) -> CheckRun | None:
     return run if run.state in (CheckRun.State.DONE, CheckRun.State.FAILED) else None
 
 
-def test_probes_run_in_the_worker_and_their_evidence_lands_in_postgresql(celery_worker, shared_sandbox):
-    scorecard = register(bootstrap=shared_sandbox.bootstrap, worker_queue=celery_worker.queue, expected_brokers=3)
+def test_probes_run_in_the_worker_and_their_evidence_lands_in_postgresql(shared_worker, shared_sandbox):
+    scorecard = register(bootstrap=shared_sandbox.bootstrap, worker_queue=shared_worker.queue, expected_brokers=3)
     runs = [run_now(check_of(scorecard, kind)) for kind in (ProbeKind.CLUSTER_HEALTH, ProbeKind.ACK_WRITE)]
     for run in runs:
         wait_for(lambda run=run: finished(run), timeout=90, message=f"run {run.pk}")
@@ -38,23 +38,23 @@ def test_probes_run_in_the_worker_and_their_evidence_lands_in_postgresql(celery_
     assert chain_verify(scorecard=scorecard).count == 2
 
 
-def test_a_second_delivery_of_the_same_run_appends_no_second_evidence(celery_worker, shared_sandbox):
-    scorecard = register(bootstrap=shared_sandbox.bootstrap, worker_queue=celery_worker.queue)
+def test_a_second_delivery_of_the_same_run_appends_no_second_evidence(shared_worker, shared_sandbox):
+    scorecard = register(bootstrap=shared_sandbox.bootstrap, worker_queue=shared_worker.queue)
     check = check_of(scorecard)
     run = run_now(check)
     wait_for(lambda: finished(run), timeout=60, message="the first delivery")
     # Deliver the same run again, then a marker run: the worker (one process, FIFO) handles
     # the redelivery before the marker, so once the marker is done the redelivery was seen.
-    run_check.apply_async(args=[run.pk], queue=celery_worker.queue)
+    run_check.apply_async(args=[run.pk], queue=shared_worker.queue)
     marker = run_now(check)
     wait_for(lambda: finished(marker), timeout=60, message="the marker run")
     assert Evidence.objects.filter(run=run).count() == 1
     assert Evidence.objects.filter(scorecard=scorecard).count() == 2
-    assert f"run {run.pk} already claimed" in celery_worker.log()
+    assert f"run {run.pk} already claimed" in shared_worker.log()
 
 
-def test_an_unreachable_cluster_becomes_error_evidence_and_the_worker_goes_on(celery_worker):
-    scorecard = register(name="gone", bootstrap="127.0.0.1:1", worker_queue=celery_worker.queue)
+def test_an_unreachable_cluster_becomes_error_evidence_and_the_worker_goes_on(shared_worker):
+    scorecard = register(name="gone", bootstrap="127.0.0.1:1", worker_queue=shared_worker.queue)
     check = check_of(scorecard)
     check.params = {**check.params, "timeout_seconds": 2}
     check.save()
@@ -65,8 +65,8 @@ def test_an_unreachable_cluster_becomes_error_evidence_and_the_worker_goes_on(ce
     assert "unreachable" in evidence.summary or "timed out" in evidence.summary
 
 
-def test_invalid_parameters_become_error_evidence_naming_the_parameter(celery_worker, shared_sandbox):
-    scorecard = register(name="bad-params", bootstrap=shared_sandbox.bootstrap, worker_queue=celery_worker.queue)
+def test_invalid_parameters_become_error_evidence_naming_the_parameter(shared_worker, shared_sandbox):
+    scorecard = register(name="bad-params", bootstrap=shared_sandbox.bootstrap, worker_queue=shared_worker.queue)
     check = check_of(scorecard, ProbeKind.ACK_WRITE)
     check.params = {"records": -5}
     check.save()
@@ -77,10 +77,10 @@ def test_invalid_parameters_become_error_evidence_naming_the_parameter(celery_wo
     assert evidence.measurements["parameter"] == "records"
 
 
-def test_beat_sends_a_due_check_to_its_clusters_queue_and_a_worker_runs_it(celery_worker, celery_beat, shared_sandbox):
+def test_beat_sends_a_due_check_to_its_clusters_queue_and_a_worker_runs_it(shared_worker, beat_process, shared_sandbox):
     from scorecard.models import Check
 
-    scorecard = register(name="scheduled", bootstrap=shared_sandbox.bootstrap, worker_queue=celery_worker.queue)
+    scorecard = register(name="scheduled", bootstrap=shared_sandbox.bootstrap, worker_queue=shared_worker.queue)
     health = check_of(scorecard)
     Check.objects.filter(row__scorecard=scorecard).exclude(pk=health.pk).update(
         not_applicable=True, not_applicable_reason="only cluster health in this test"
@@ -101,13 +101,13 @@ def test_beat_sends_a_due_check_to_its_clusters_queue_and_a_worker_runs_it(celer
     assert not CheckRun.objects.filter(check_obj__row__scorecard=scorecard).exclude(check_obj=health).exists()
 
 
-def test_a_group_that_does_not_exist_on_the_cluster_fails_the_run_naming_it(celery_worker, shared_sandbox):
+def test_a_group_that_does_not_exist_on_the_cluster_fails_the_run_naming_it(shared_worker, shared_sandbox):
     """Group names are not checked in the web request; the worker's run reports a missing one."""
     connection = shared_sandbox.connection
     shared_sandbox.control.call("topic_create", name="page-orders", partitions=1, replication_factor=3)
     kafka.produce_values(connection, topic="page-orders", values=[(0, b"x")] * 5, timeout=5)
     kafka.commit_offsets(connection, group="page-ledger", offsets={("page-orders", 0): 5}, timeout=5)
-    scorecard = register(name="groups", bootstrap=shared_sandbox.bootstrap, worker_queue=celery_worker.queue)
+    scorecard = register(name="groups", bootstrap=shared_sandbox.bootstrap, worker_queue=shared_worker.queue)
     check = check_of(scorecard, ProbeKind.CONSUMER_GROUPS)
     check.params = {**check.params, "groups": ["page-ledger", "ghost-group"], "topics": ["page-orders"]}
     check.save()
