@@ -200,3 +200,34 @@ def test_a_manual_drill_waits_for_a_person_and_counts_the_steps(private_sandbox,
     automation = Evidence.objects.get(check_obj__kind="drill_results", row_key="automation")
     assert automation.status == "WARN" and "2 manual steps" in automation.summary
     assert not Check.objects.filter(kind="drill_results", interval_seconds__lt=86400).exists()
+
+
+def test_a_drill_started_from_the_page_ends_with_figures_and_evidence_through_a_worker(
+    private_sandbox, start_private_worker, client
+):
+    """The path of docs/architecture.md: drill page -> drills.services -> run_drill task on the
+    cluster's queue -> drills.runner -> engine -> DrillRun figures and the rows' evidence."""
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    worker = start_private_worker("drills-page")
+    cluster = sandbox_cluster(private_sandbox, worker.queue, name="paged")
+    client.force_login(get_user_model().objects.create_user("sre", password="correct horse battery"))
+    form = {
+        "scenario": "leader_change", "fault_seconds": "2", "baseline_seconds": "2", "settle_seconds": "3",
+        "interval_ms": "10", "latency_slo_ms": "500", "stability_window_seconds": "2", "max_duration_seconds": "120",
+        "error_window_seconds": "5", "write_rto_target_seconds": "30", "reelection_target_seconds": "30",
+        "confirm": "paged",
+    }  # fmt: skip
+    response = client.post(reverse("drills-list", args=[cluster.pk]), form)
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    run = DrillRun.objects.get(cluster=cluster)
+    run = wait_for(lambda: finished(run), timeout=90, message="the drill started from the page")
+    assert (run.state, run.outcome) == ("done", "passed"), (run.error, run.figures)
+    assert run.worker.startswith("celery@") and run.figures["write_rto_s"] is not None
+    assert {e.row_key for e in Evidence.objects.filter(check_obj__kind="drill_results")} >= {
+        "durability",
+        "automation",
+    }
+    page = client.get(reverse("drills-detail", args=[run.pk])).content.decode()
+    assert "PASSED" in page and "Write RTO" in page

@@ -117,3 +117,20 @@ def test_a_group_that_does_not_exist_on_the_cluster_fails_the_run_naming_it(shar
     assert evidence.status == "FAIL"
     assert "ghost-group: no committed offset" in evidence.summary
     assert "page-ledger" not in evidence.summary.split(";")[0]
+
+
+def test_run_now_from_the_check_page_ends_as_evidence_through_the_worker(shared_worker, shared_sandbox, client):
+    """The path of docs/architecture.md: check page -> drills.services -> run_check task on the
+    cluster's queue -> drills.runner -> probe -> scorecard.services -> the evidence chain."""
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    scorecard = register(name="paged", bootstrap=shared_sandbox.bootstrap, worker_queue=shared_worker.queue)
+    check = check_of(scorecard)
+    client.force_login(get_user_model().objects.create_user("sre", password="correct horse battery"))
+    assert client.post(reverse("drills-run-check", args=[check.pk])).status_code == 302
+    run = CheckRun.objects.get(check_obj=check)
+    wait_for(lambda: finished(run), timeout=60, message="the run queued from the page")
+    evidence = Evidence.objects.get(run=run)
+    assert evidence.status == "PASS" and evidence.collected_by.endswith("(sre)")
+    assert chain_verify(scorecard=scorecard).ok
