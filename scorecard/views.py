@@ -119,25 +119,24 @@ def check_params(request, check_id: int):
     return redirect("scorecard-check", check_id=check.pk)
 
 
+def _check_fields_save(request, check_id: int, form_class, name: str):
+    """Save one of the check page's model forms, or show the page with its errors."""
+    check = _check(check_id)
+    form = form_class(request.POST, instance=check)
+    if not form.is_valid():
+        return _check_page(request, check, **{name: form})
+    services.check_update(check=check, user=request.user.get_username(), **form.cleaned_data)
+    messages.success(request, f"Saved the {name} of {check.get_kind_display()}.")
+    return redirect("scorecard-check", check_id=check.pk)
+
+
 @login_required
 @require_POST
 def check_schedule(request, check_id: int):
-    check = _check(check_id)
-    form = ScheduleForm(request.POST, instance=check)
-    if not form.is_valid():
-        return _check_page(request, check, schedule=form)
-    services.check_update(check=check, user=request.user.get_username(), **form.cleaned_data)
-    messages.success(request, f"Saved the schedule of {check.get_kind_display()}.")
-    return redirect("scorecard-check", check_id=check.pk)
+    return _check_fields_save(request, check_id, ScheduleForm, "schedule")
 
 
 @login_required
 @require_POST
 def check_applicability(request, check_id: int):
-    check = _check(check_id)
-    form = NotApplicableForm(request.POST, instance=check)
-    if not form.is_valid():
-        return _check_page(request, check, applicability=form)
-    services.check_update(check=check, user=request.user.get_username(), **form.cleaned_data)
-    messages.success(request, f"Saved the applicability of {check.get_kind_display()}.")
-    return redirect("scorecard-check", check_id=check.pk)
+    return _check_fields_save(request, check_id, NotApplicableForm, "applicability")

@@ -42,6 +42,7 @@ class Traffic:
         self.lock = threading.Lock()
         self.deliveries: list[kafka.Delivery] = []
         self.consumed: dict[tuple[int, int], int] = {}
+        self._unseen: set[tuple[int, int]] = set()  # acknowledged, not consumed yet
         self.sent = self.acked = self.failed = 0
         self.last_ack_ns = 0
         self.fatal_errors: list[dict] = []
@@ -63,11 +64,7 @@ class Traffic:
         self._stop_producing.set()
         self._threads[0].join(DRAIN_SECONDS + 5)
         deadline = time.monotonic() + DRAIN_SECONDS
-        while time.monotonic() < deadline:
-            with self.lock:
-                acked = {(d.partition, d.seq) for d in self.deliveries if d.acked_ns and not d.error}
-                if acked <= self.consumed.keys():
-                    break
+        while self._unseen and time.monotonic() < deadline:
             time.sleep(0.1)
         self._stop_consuming.set()
         self._threads[1].join(10)
@@ -85,6 +82,10 @@ class Traffic:
         else:
             self.acked += 1
             self.last_ack_ns = delivery.acked_ns or self.last_ack_ns
+            key = (delivery.partition, delivery.seq)
+            with self.lock:
+                if key not in self.consumed:
+                    self._unseen.add(key)
         self.on_report(delivery)
 
     def _produce(self) -> None:
@@ -156,8 +157,10 @@ class Traffic:
                     continue
                 for record in reader.poll(0.05):
                     if record.run == self.run_id:
+                        key = (record.partition, record.seq)
                         with self.lock:
-                            self.consumed.setdefault((record.partition, record.seq), record.consumed_ns)
+                            self.consumed.setdefault(key, record.consumed_ns)
+                            self._unseen.discard(key)
         finally:
             reader.close()
 
