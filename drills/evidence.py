@@ -1,7 +1,7 @@
 """A finished drill's figures handed to the rows they prove (DESIGN.md section 5)."""
 
 from drills.models import DrillRun, Outcome
-from scorecard.catalog import CLUSTER_FAULTS, ProbeKind, RowKey
+from scorecard.catalog import CLUSTER_FAULTS, ProbeKind, RowKey, Scenario
 from scorecard.evidence import evidence_append
 from scorecard.models import Check, Row, Status
 from scorecard.status import verdict
@@ -50,7 +50,7 @@ def drill_row_verdicts(run: DrillRun) -> list[tuple[str, Status, str]]:
     if f.get("fault_at_s") is not None:
         rto = f.get("write_rto_s")
         fatal = len(f.get("producer_fatal_errors") or [])
-        group = f.get("consumer_restart") or f.get("standby_cutover") or {}
+        group = f.get(Scenario.CONSUMER_RESTART) or f.get(Scenario.STANDBY_CUTOVER) or {}
         gap = group.get("gap_records", 0)
         summary = f"{label}: write RTO {_fmt(rto, missing='not recovered')}, read RTO {_fmt(f.get('read_rto_s'))}"
         if fatal:

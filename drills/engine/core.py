@@ -136,7 +136,7 @@ class DrillEngine:
             restart.kill()
         elif self.plan.client_fault == Scenario.STANDBY_CUTOVER:
             self.group_figures, self.resume_ns = standby_cutover(self.connection, self.standby, self.config)
-            self.event("standby_cutover", **self.group_figures)
+            self.event(Scenario.STANDBY_CUTOVER, **self.group_figures)
         for action in self.plan.inject:
             self.injected.append(action)
             self.perform(action)
