@@ -22,11 +22,23 @@ def _fmt(value, unit: str = " s", missing: str = "not observed") -> str:
     return missing if value is None else f"{value}{unit}"
 
 
+def _not_recovered(f: dict) -> str:
+    after = f.get("observed_until_s", 0) - (f.get("fault_at_s") or 0)
+    return f"not recovered within the drill ({max(0.0, after):.1f} s after the fault)"
+
+
 def drill_row_verdicts(run: DrillRun) -> list[tuple[str, Status, str]]:
-    """(row, status, summary) for each row the drill's figures bear on."""
+    """(row, status, summary) for each row the drill's figures bear on.
+
+    Only a fault the actuator confirmed, and that had an effect, proves anything: an
+    inconclusive drill reports to automation alone, so it can never turn a row green."""
     f, p, label = run.figures, run.params, f"{run.get_scenario_display()} drill {run.pk}"
+    if run.outcome == Outcome.INCONCLUSIVE:
+        reason = f.get("inconclusive") or run.error or "the fault had no observable effect"
+        status = Status.ERROR if f.get("fault_at_s") is None else Status.WARN
+        return [(RowKey.AUTOMATION, status, f"{label}: inconclusive: {reason}: check the actuator")]
     rows = []
-    if "rpo_acked_lost" in f:
+    if f.get("fault_at_s") is not None:
         status = verdict(fail=f["rpo_acked_lost"] > 0 or f.get("reordered", 0) > 0, warn=f.get("duplicates", 0) > 0)
         rows.append(
             (
@@ -37,22 +49,16 @@ def drill_row_verdicts(run: DrillRun) -> list[tuple[str, Status, str]]:
             )
         )
     if f.get("fault_at_s") is not None and run.scenario in CLUSTER_FAULTS:
-        reelect = f.get("reelection_s")
-        slow = reelect is None or reelect > p.get("reelection_target_seconds", 30)
-        rows.append(
-            (
-                RowKey.METADATA,
-                verdict(fail=slow),
-                f"{label}: leaders re-elected in {_fmt(reelect, missing='never')}, "
-                f"replicas caught up in {_fmt(f.get('catchup_s'))}",
-            )
-        )
+        rows.append((RowKey.METADATA, *_metadata_verdict(f, p, label)))
     if f.get("fault_at_s") is not None:
-        rto = f.get("write_rto_s")
+        rto, read_rto = f.get("write_rto_s"), f.get("read_rto_s")
         fatal = len(f.get("producer_fatal_errors") or [])
         group = f.get(Scenario.CONSUMER_RESTART) or f.get(Scenario.STANDBY_CUTOVER) or {}
         gap = group.get("gap_records", 0)
-        summary = f"{label}: write RTO {_fmt(rto, missing='not recovered')}, read RTO {_fmt(f.get('read_rto_s'))}"
+        summary = (
+            f"{label}: write RTO {_fmt(rto, missing=_not_recovered(f))}, "
+            f"read RTO {_fmt(read_rto, missing=_not_recovered(f))}"
+        )
         if fatal:
             summary += f"; the producer entered a fatal state {fatal} times and was recreated"
         if group:
@@ -63,7 +69,8 @@ def drill_row_verdicts(run: DrillRun) -> list[tuple[str, Status, str]]:
         if "catch_up_s" in f:
             summary += f"; caught up {f.get('catch_up_records')} records in {f['catch_up_s']} s"
         unresumed = group.get("partitions_resumed", 0) < group.get("partitions_committed", 0)
-        fail = rto is None or rto > p.get("write_rto_target_seconds", 30) or gap > 0 or unresumed
+        target = p.get("write_rto_target_seconds", 30)
+        fail = rto is None or read_rto is None or rto > target or gap > 0 or unresumed
         rows.append((RowKey.CLIENT_CONTINUITY, verdict(fail=fail, warn=fatal), summary))
     automation_fail = run.outcome == Outcome.FAILED or (run.error and not run.tripped_guardrail)
     automation_summary = f"{label}: {run.outcome or run.state}"
@@ -76,6 +83,24 @@ def drill_row_verdicts(run: DrillRun) -> list[tuple[str, Status, str]]:
     status = verdict(fail=automation_fail, warn=run.tripped_guardrail or run.manual_steps)
     rows.append((RowKey.AUTOMATION, status, automation_summary))
     return rows
+
+
+def _metadata_verdict(f: dict, p: dict, label: str) -> tuple[Status, str]:
+    """Re-election from the observed loss; a loss never seen is not a fast re-election."""
+    metadata = f.get("metadata", {})
+    caught_up = f"replicas caught up in {_fmt(f.get('catchup_s'))}"
+    if not metadata.get("loss_observed"):
+        if metadata.get("leaders_moved") and not metadata.get("max_offline"):
+            return Status.PASS, f"{label}: leaders moved with no partition leaderless; {caught_up}"
+        return Status.WARN, (
+            f"{label}: no leader loss seen in {metadata.get('samples_after_fault', 0)} metadata samples "
+            f"after the fault: re-election not observed; {caught_up}"
+        )
+    reelect = f.get("reelection_s")
+    if reelect is None:
+        return Status.FAIL, f"{label}: leaders {_not_recovered(f)}; {caught_up}"
+    target = p.get("reelection_target_seconds", 30)
+    return verdict(fail=reelect > target), f"{label}: leaders re-elected in {reelect} s after the loss; {caught_up}"
 
 
 def drill_evidence_record(*, run: DrillRun) -> None:

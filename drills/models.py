@@ -27,6 +27,8 @@ class Outcome(models.TextChoices):
     PASSED = "passed"
     FAILED = "failed"
     ABORTED = "aborted"
+    # The fault could not be injected, or had no observable effect: it proves nothing.
+    INCONCLUSIVE = "inconclusive"
 
 
 class DrillRun(models.Model):

@@ -159,7 +159,7 @@ def _drill(run: DrillRun) -> DrillResult:
             standby=kafka.ConnectionSettings.for_cluster(standby) if standby else None,
         ).run()
     except (kafka.KafkaCallError, scenarios.ScenarioError, ActuatorError) as exc:
-        return DrillResult.aborted(str(exc))
+        return DrillResult.not_injected(str(exc))
     except SoftTimeLimitExceeded:
         # The engine's finally already ran the recovery; record the deadline as the trip.
         return DrillResult.aborted("the drill passed its deadline", tripped="deadline")

@@ -19,6 +19,7 @@ class FaultPlan:
     inject: list[Action] = field(default_factory=list)
     recover: list[Action] = field(default_factory=list)
     client_fault: str = ""  # one of CLIENT_FAULTS: a fault the engine applies to its own clients
+    scenario: str = ""  # what the plan is for: it decides which effect shows the fault bit
 
 
 def _busiest_leader(metadata: ClusterMetadata, topic: str) -> int:
@@ -53,7 +54,7 @@ def plan(
     if scenario not in Scenario.values:
         raise ScenarioError(f"scenario {scenario} is not supported by the drill engine")
     if scenario in CLIENT_FAULTS:
-        return FaultPlan(CLIENT_FAULT_DESCRIPTIONS[scenario], client_fault=Scenario(scenario))
+        return FaultPlan(CLIENT_FAULT_DESCRIPTIONS[scenario], client_fault=Scenario(scenario), scenario=scenario)
     if broker is not None and broker not in metadata.broker_ids:
         raise ScenarioError(f"broker {broker} is not among the live brokers {sorted(metadata.broker_ids)}")
     if scenario == Scenario.LEADER_CHANGE:
@@ -61,7 +62,9 @@ def plan(
         away, back = _moves_away(metadata, topic, {target})
         if not away:
             raise ScenarioError(f"broker {target} leads no partition of {topic}")
-        return FaultPlan(f"move {len(away)} leaders of {topic} off broker {target}, then back", away, back)
+        return FaultPlan(
+            f"move {len(away)} leaders of {topic} off broker {target}, then back", away, back, scenario=scenario
+        )
     if scenario == Scenario.BROKER_LOSS:
         lost = {broker if broker is not None else _busiest_leader(metadata, topic)}
         what = f"stop broker {next(iter(lost))}"
@@ -83,4 +86,4 @@ def plan(
         inject += away
         recover = recover + back
         what += f" and move {len(away)} leaders to survivors"
-    return FaultPlan(what, inject, recover)
+    return FaultPlan(what, inject, recover, scenario=scenario)

@@ -20,8 +20,20 @@ class Clock:
     def ms(self, ns: int | None) -> float | None:
         return None if ns is None else round((ns - self.start_ns) / 1e6, 3)
 
+    def seconds(self, ns: int | None) -> float | None:
+        return None if ns is None else round((ns - self.start_ns) / 1e9, 3)
+
     def elapsed(self) -> float:
         return (time.time_ns() - self.start_ns) / 1e9
+
+
+@dataclass
+class Window:
+    """When a fault or its recovery began (the first command started) and when the actuator
+    confirmed it (the last command returned successfully); None when it never was."""
+
+    started_ns: int | None = None
+    confirmed_ns: int | None = None
 
 
 @dataclass
@@ -44,6 +56,13 @@ class DrillResult:
     manual_steps: int = 0
 
     @classmethod
-    def aborted(cls, error: str, *, tripped: str = "", manual_steps: int = 0) -> "DrillResult":
-        """A drill that stopped before it could measure anything."""
-        return cls(Outcome.ABORTED, {}, None, tripped, error, manual_steps)
+    def aborted(cls, error: str, *, tripped: str = "") -> "DrillResult":
+        """A drill stopped by its deadline or a crash, after its fault may have bitten."""
+        return cls(Outcome.ABORTED, {}, None, tripped, error)
+
+    @classmethod
+    def not_injected(cls, reason: str) -> "DrillResult":
+        """A drill that could not reach its fault (no plan, no metadata, no probe topic)."""
+        return cls(
+            Outcome.INCONCLUSIVE, {"inconclusive": f"the fault could not be injected ({reason})"}, None, "", reason
+        )

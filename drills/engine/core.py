@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 from drills import kafka
 from drills.actuators import Action, ActuatorError
-from drills.engine.base import Clock, DrillAborted, DrillResult, Hooks
+from drills.engine.base import Clock, DrillAborted, DrillResult, Hooks, Window
 from drills.engine.client_faults import ConsumerRestart, standby_cutover
 from drills.engine.figures import Observed, drill_figures, drill_outcome
 from drills.engine.guardrails import Guardrails
@@ -52,8 +52,8 @@ class DrillEngine:
         self.clock = Clock()
         self.guardrails = Guardrails(config)
         self.phase = "setup"
-        self.fault_ns: int | None = None
-        self.recover_ns: int | None = None
+        self.fault = Window()
+        self.recovery = Window()
         self.tripped = ""
         self.tripped_ns: int | None = None
         self.injected: list[Action] = []
@@ -113,22 +113,39 @@ class DrillEngine:
     # --- faults and recovery ----------------------------------------------------------------
 
     def perform(self, action: Action) -> None:
+        """Run one actuator step; the event records when its command started and returned."""
         started = time.time_ns()
-        detail = self.actuator.perform(action) or {}
+        try:
+            detail = self.actuator.perform(action) or {}
+        except ActuatorError as exc:
+            self.event(
+                "action_failed",
+                action=action.as_dict(),
+                description=action.describe(),
+                started_at_s=self.clock.seconds(started),
+                returned_at_s=self.clock.seconds(time.time_ns()),
+                error=str(exc),
+            )
+            raise
+        returned = time.time_ns()
         if getattr(self.actuator, "kind", "") == "manual":
             self.manual_steps += 1
         self.event(
             "action",
             action=action.as_dict(),
             description=action.describe(),
-            seconds=round((time.time_ns() - started) / 1e9, 3),
+            started_at_s=self.clock.seconds(started),
+            returned_at_s=self.clock.seconds(returned),
+            seconds=round((returned - started) / 1e9, 3),
             **detail,
         )
 
     def inject(self, restart: ConsumerRestart | None) -> None:
+        """Apply the fault. It counts from when the actuator confirmed it: the last command
+        returned successfully (a client fault is confirmed as soon as the engine applied it)."""
         self.phase = "fault"
         self.hooks.recovery_plan([a.as_dict() for a in self.plan.recover])
-        self.fault_ns = time.time_ns()
+        self.fault.started_ns = time.time_ns()
         self.event("fault", description=self.plan.description)
         if self.plan.client_fault == Scenario.LAG_CATCH_UP:
             self.traffic.consumer_paused.set()
@@ -140,14 +157,17 @@ class DrillEngine:
         for action in self.plan.inject:
             self.injected.append(action)
             self.perform(action)
+        self.fault.confirmed_ns = time.time_ns()
+        self.event("fault_confirmed")
 
     def recover(self) -> None:
-        """Undo every injected action, in plan order; keep going past a failing step."""
-        if self.recover_ns is not None or not (self.injected or self.plan.client_fault):
+        """Undo every injected action, in plan order; keep going past a failing step. The
+        recovery is confirmed when every step returned successfully."""
+        if self.recovery.started_ns is not None or not (self.injected or self.plan.client_fault):
             return
         self.phase = "recovery"
-        self.recover_ns = time.time_ns()
-        self.traffic.recovered_ns = self.recover_ns
+        self.recovery.started_ns = time.time_ns()
+        self.traffic.recovered_ns = self.recovery.started_ns
         self.traffic.consumer_paused.clear()
         errors = []
         for action in self.plan.recover:
@@ -158,6 +178,8 @@ class DrillEngine:
                 self.event("recovery_failed", action=action.as_dict(), error=str(exc))
         if errors:
             raise ActuatorError("; ".join(errors))
+        self.recovery.confirmed_ns = time.time_ns()
+        self.event("recovery_confirmed")
 
     # --- the run ----------------------------------------------------------------------------
 
@@ -168,6 +190,10 @@ class DrillEngine:
         partitions = [p.id for p in metadata.topic_partitions(c.topic) if p.id >= 0]
         if not partitions:
             raise kafka.KafkaCallError(f"the probe topic {c.topic} does not exist")
+        self.baseline = {
+            "brokers": len(metadata.brokers),
+            "leaders": {str(p.id): p.leader for p in metadata.topic_partitions(c.topic) if p.id >= 0},
+        }
         start_keys, failures = kafka.list_offsets(self.connection, [(c.topic, p) for p in partitions], timeout=10)
         if failures:
             raise kafka.KafkaCallError(f"partitions without an answering leader before the fault: {failures}")
@@ -181,7 +207,7 @@ class DrillEngine:
             event=self.event,
             on_report=self.guardrails.record,
         )
-        self.watcher = MetadataWatcher(self.connection, clock=self.clock)
+        self.watcher = MetadataWatcher(self.connection, topic=c.topic, clock=self.clock)
         self.traffic.begin()
         self.watcher.begin()
         restart = None
@@ -209,7 +235,7 @@ class DrillEngine:
                     self.recover()
                 except ActuatorError as exc:
                     error = error or f"recovery failed: {exc}"
-            if restart is not None and self.fault_ns is not None:
+            if restart is not None and self.fault.confirmed_ns is not None:
                 restart.resume(within=c.settle_seconds + 15)
                 self.group_figures, self.resume_ns = restart.figures, restart.resume_ns
             self.phase = "settle"
@@ -242,8 +268,10 @@ class DrillEngine:
                 consumed=consumed,
                 read_back=read_back,
                 samples=self.watcher.samples,
-                fault_ns=self.fault_ns,
-                recover_ns=self.recover_ns,
+                fault=self.fault,
+                recovery=self.recovery,
+                baseline=self.baseline,
+                scenario=self.plan.scenario,
                 tripped_ns=self.tripped_ns,
                 client_fault=self.plan.client_fault,
                 group_figures=self.group_figures,
@@ -254,5 +282,8 @@ class DrillEngine:
             ),
             self.config,
         )
-        outcome = drill_outcome(figures, tripped=self.tripped, error=error)
+        outcome, reason = drill_outcome(figures, tripped=self.tripped, error=error)
+        if reason:
+            figures["inconclusive"] = reason
+            self.event("inconclusive", reason=reason)
         return DrillResult(outcome, figures, timeline, self.tripped, error, self.manual_steps)

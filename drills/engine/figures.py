@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from drills.engine.base import Clock
+from drills.engine.base import Clock, Window
 from drills.kafka import ConsumedRecord, Delivery
 from drills.models import Outcome
 from drills.verify import percentile, verify_sequences
@@ -101,8 +101,10 @@ class Observed:
     consumed: dict[tuple[int, int], int]
     read_back: list[ConsumedRecord]
     samples: list[dict]
-    fault_ns: int | None
-    recover_ns: int | None
+    fault: Window
+    recovery: Window
+    baseline: dict  # brokers and probe-topic leaders before the fault
+    scenario: str
     tripped_ns: int | None
     client_fault: str
     group_figures: dict
@@ -118,6 +120,79 @@ def first_clear_after(samples: list[dict], t_ms: float, key: str, *, since: floa
         if sample.get("t_ms", 0) >= (since or t_ms) and sample.get(key) == 0:
             return round(max(0.0, sample["t_ms"] - t_ms) / 1000, 3)
     return None
+
+
+# A loss must show in this many consecutive samples: one slow metadata answer is not an outage.
+LOSS_SAMPLES = 2
+
+
+def _led(sample: dict, baseline: dict) -> bool:
+    """Answered, every partition led by a live broker, and every partition of the probe topic
+    still there (a broker that restarts empty forgets its topics)."""
+    if "error" in sample or sample["offline"] > 0:
+        return False
+    return set(baseline.get("leaders", {})) <= set(sample.get("leaders", {}))
+
+
+def _lossy(sample: dict, baseline: dict) -> bool:
+    """Not led as above, or fewer brokers than before the fault."""
+    return not _led(sample, baseline) or sample["brokers"] < baseline.get("brokers", 0)
+
+
+def leadership(samples: list[dict], fault_ms: float, baseline: dict) -> dict:
+    """What the metadata samples taken after the confirmed fault show.
+
+    Re-election runs from the first sample showing the loss (seen in LOSS_SAMPLES samples in a
+    row) to the first sample after it in which every partition has a live leader (a stopped
+    broker may still be gone). It
+    is None with `loss_observed` False when no loss was seen (not observed, never a small
+    number), and None with it True when leaders never came back within the drill."""
+    after = [s for s in samples if s.get("t_ms", 0) >= fault_ms]
+    lossy = [_lossy(s, baseline) for s in after]
+    lost = next(
+        (i for i in range(len(after)) if all(lossy[i : i + LOSS_SAMPLES]) and (i + LOSS_SAMPLES <= len(after))),
+        None,
+    )
+    answered = [s for s in after if "error" not in s]
+    result = {
+        "samples_after_fault": len(after),
+        "loss_observed": lost is not None,
+        "leaders_moved": any(s.get("leaders") and s["leaders"] != baseline.get("leaders") for s in answered),
+        "unanswered_samples": len(after) - len(answered),
+        "max_offline": max((s["offline"] for s in answered), default=None),
+        "reelection_s": None,
+    }
+    if lost is not None:
+        first = after[lost]["t_ms"]
+        cleared = next((s["t_ms"] for s in after[lost:] if _led(s, baseline)), None)
+        result["loss_seen_at_s"] = round(first / 1000, 3)
+        result["reelection_s"] = None if cleared is None else round((cleared - first) / 1000, 3)
+    return result
+
+
+def observed_effect(
+    figures: dict, records: list[TimelineRecord], *, scenario: str, fault_ms: float, slo_ms: float
+) -> str:
+    """What shows the fault bit, in the terms the scenario expects; '' when nothing did."""
+    metadata = figures.get("metadata", {})
+    group = next((figures[k] for k in CLIENT_FAULTS if k in figures), {})
+    if scenario in (Scenario.BROKER_LOSS, Scenario.ZONE_LOSS):
+        return "the loss showed in the cluster metadata" if metadata.get("loss_observed") else ""
+    if scenario == Scenario.LEADER_CHANGE:
+        return "leaders moved in the cluster metadata" if metadata.get("leaders_moved") else ""
+    if scenario == Scenario.CONSUMER_RESTART:
+        committed = group.get("partitions_committed", 0)
+        return f"the group member died holding {committed} partitions" if committed else ""
+    if scenario == Scenario.LAG_CATCH_UP:
+        backlog = figures.get("catch_up_records", 0)
+        return f"a backlog of {backlog} records built up" if backlog else ""
+    if scenario == Scenario.STANDBY_CUTOVER:
+        return "the canary group moved to the standby"
+    # A plan without a scenario (tests): any disturbance of the traffic or the metadata.
+    late = sum(1 for r in records if r.sent_ms >= fault_ms and (not r.acked or r.acked_ms - r.sent_ms > slo_ms))
+    if late or metadata.get("loss_observed") or metadata.get("leaders_moved"):
+        return f"{late} writes beyond the SLO or a metadata change"
+    return ""
 
 
 def catch_up(records: list[TimelineRecord], resume_ms: float | None) -> dict:
@@ -155,7 +230,7 @@ def drill_figures(o: Observed, config: SimpleNamespace) -> tuple[dict, dict]:
         )
         for d in o.deliveries
     ]
-    fault_ms, recover_ms = ms(o.fault_ns), ms(o.recover_ns)
+    fault_ms, recover_ms = ms(o.fault.confirmed_ns), ms(o.recovery.confirmed_ns)
     slo, window = config.latency_slo_ms, config.stability_window_seconds * 1000
     figures = {
         "records_sent": checked["sent"],
@@ -166,8 +241,12 @@ def drill_figures(o: Observed, config: SimpleNamespace) -> tuple[dict, dict]:
         "acked_without_offset": sum(1 for d in o.deliveries if d.acked_ns and not d.error and d.offset is None),
         "duplicates": checked["duplicates"],
         "reordered": checked["reordered"],
-        "fault_at_s": None if fault_ms is None else round(fault_ms / 1000, 3),
-        "recovery_at_s": None if recover_ms is None else round(recover_ms / 1000, 3),
+        # Confirmed times: when the actuator's last command returned (see docs/drills.md).
+        "fault_started_at_s": o.clock.seconds(o.fault.started_ns),
+        "fault_at_s": o.clock.seconds(o.fault.confirmed_ns),
+        "recovery_started_at_s": o.clock.seconds(o.recovery.started_ns),
+        "recovery_at_s": o.clock.seconds(o.recovery.confirmed_ns),
+        "observed_until_s": round(max((r.sent_ms for r in records), default=0) / 1000, 3),
         "producer_fatal_errors": o.fatal_errors,
         "produce_errors": dict(Counter(d.error for d in o.deliveries if d.error).most_common(10)),
         "manual_steps": o.manual_steps,
@@ -177,7 +256,8 @@ def drill_figures(o: Observed, config: SimpleNamespace) -> tuple[dict, dict]:
         r = read_rto_ms(records, fault_ms=fault_ms, slo_ms=slo, window_ms=window)
         figures["write_rto_s"] = None if w is None else round(w / 1000, 3)
         figures["read_rto_s"] = None if r is None else round(r / 1000, 3)
-        figures["reelection_s"] = first_clear_after(o.samples, fault_ms, "offline")
+        figures["metadata"] = leadership(o.samples, fault_ms, o.baseline)
+        figures["reelection_s"] = figures["metadata"]["reelection_s"]
         if recover_ms is not None:
             figures["catchup_s"] = first_clear_after(o.samples, recover_ms, "under_replicated", since=recover_ms)
         figures["latency_before"] = latency_summary(records, 0, fault_ms)
@@ -186,31 +266,57 @@ def drill_figures(o: Observed, config: SimpleNamespace) -> tuple[dict, dict]:
             figures.update(catch_up(records, recover_ms))
     if o.group_figures:
         figures[o.client_fault] = o.group_figures
-        if o.resume_ns and o.fault_ns:
-            figures["consumer_resume_s"] = round((o.resume_ns - o.fault_ns) / 1e9, 3)
+        if o.resume_ns and o.fault.started_ns:
+            figures["consumer_resume_s"] = round((o.resume_ns - o.fault.started_ns) / 1e9, 3)
+    if fault_ms is not None:
+        figures["effect"] = observed_effect(figures, records, scenario=o.scenario, fault_ms=fault_ms, slo_ms=slo)
     figures["guardrails"] = o.guardrails
     timeline = {
         "fields": ["partition", "seq", "sent_ms", "acked_ms", "consumed_ms", "error"],
         "records": [[r.partition, r.seq, r.sent_ms, r.acked_ms, r.consumed_ms, r.error] for r in records],
         "metadata": o.samples,
+        "fault_started_ms": ms(o.fault.started_ns),
         "fault_ms": fault_ms,
+        "recovery_started_ms": ms(o.recovery.started_ns),
         "recovery_ms": recover_ms,
         "tripped_ms": ms(o.tripped_ns),
     }
     return figures, timeline
 
 
-def drill_outcome(figures: dict, *, tripped: str, error: str) -> Outcome:
-    """Aborted when stopped early or broken; failed when a record was lost, writes never
-    recovered or a group did not resume cleanly; passed otherwise."""
-    if tripped or error:
-        return Outcome.ABORTED
+def drill_failures(figures: dict) -> list[str]:
+    """Why a drill whose fault bit failed: lost records, figures that never recovered, a
+    group that did not resume cleanly."""
+    if figures.get("fault_at_s") is None:
+        return []
     group = next((figures[k] for k in CLIENT_FAULTS if k in figures), {})
-    if (
-        figures["rpo_acked_lost"]
-        or (figures["fault_at_s"] is not None and figures.get("write_rto_s") is None)
-        or group.get("gap_records")
-        or group.get("partitions_resumed", 0) < group.get("partitions_committed", 0)
-    ):
-        return Outcome.FAILED
-    return Outcome.PASSED
+    metadata = figures.get("metadata", {})
+    failures = [
+        f"{figures['rpo_acked_lost']} acknowledged records lost" if figures["rpo_acked_lost"] else "",
+        "writes not recovered" if figures.get("write_rto_s") is None else "",
+        "reads not recovered" if figures.get("read_rto_s") is None else "",
+        "leaders not re-elected" if metadata.get("loss_observed") and figures.get("reelection_s") is None else "",
+        f"a gap of {group['gap_records']} records" if group.get("gap_records") else "",
+        "partitions not resumed" if group.get("partitions_resumed", 0) < group.get("partitions_committed", 0) else "",
+    ]
+    return [f for f in failures if f]
+
+
+def drill_outcome(figures: dict, *, tripped: str, error: str) -> tuple[Outcome, str]:
+    """The outcome, and for an inconclusive drill the reason.
+
+    A fault that was never confirmed proves nothing: aborted when a guardrail or a person
+    stopped the drill first, inconclusive when the actuator failed. A confirmed fault that
+    had no observable effect is inconclusive too."""
+    if figures.get("fault_at_s") is None:
+        if tripped:
+            return Outcome.ABORTED, ""
+        return Outcome.INCONCLUSIVE, f"the fault could not be injected ({error or 'no action confirmed'})"
+    if tripped or error:
+        return Outcome.ABORTED, ""
+    # A failure is never hidden as inconclusive: lost records are lost whatever caused them.
+    if drill_failures(figures):
+        return Outcome.FAILED, ""
+    if not figures.get("effect"):
+        return Outcome.INCONCLUSIVE, "the fault had no observable effect"
+    return Outcome.PASSED, ""

@@ -181,8 +181,9 @@ class Traffic:
 class MetadataWatcher:
     """Samples brokers, offline and under-replicated partitions every quarter second."""
 
-    def __init__(self, connection: kafka.ConnectionSettings, *, clock: Clock):
+    def __init__(self, connection: kafka.ConnectionSettings, *, topic: str, clock: Clock):
         self.connection = connection
+        self.topic = topic
         self.clock = clock
         self.samples: list[dict] = []
         self._stop = threading.Event()
@@ -221,5 +222,7 @@ class MetadataWatcher:
                     "brokers": len(live),
                     "offline": offline,
                     "under_replicated": under,
+                    # The probe topic's leaders: a leader change shows here even when nothing stalls.
+                    "leaders": {str(p.id): p.leader for p in md.topic_partitions(self.topic)},
                 }
             )
