@@ -21,7 +21,9 @@ from django.utils import timezone
 log = logging.getLogger(__name__)
 
 RELOAD_SECONDS = 5.0
-WATCHDOG = "drill-watchdog"
+# One drill watchdog per queue that serves clusters allowing drills: recovery must reach a
+# worker that can reach the cluster, whatever queues other workers serve.
+WATCHDOG = "drill-watchdog:"
 WATCHDOG_SECONDS = 15
 
 
@@ -40,7 +42,7 @@ class CheckScheduler(Scheduler):
     def _load(self) -> None:
         # Imported here: beat loads this module before Django's apps are ready.
         from drills.tasks import drill_watchdog, run_scheduled_check
-        from scorecard.models import Check
+        from scorecard.models import Check, Cluster
 
         close_old_connections()
         now = timezone.now()
@@ -63,14 +65,20 @@ class CheckScheduler(Scheduler):
                 last_run_at=last,
                 app=self.app,
             )
-        watchdog = self.data.get(WATCHDOG)
-        entries[WATCHDOG] = ScheduleEntry(
-            name=WATCHDOG,
-            task=drill_watchdog.name,
-            schedule=schedule(run_every=timedelta(seconds=WATCHDOG_SECONDS), app=self.app),
-            last_run_at=watchdog.last_run_at if watchdog else now,
-            app=self.app,
-        )
+        queues = Cluster.objects.filter(drills_allowed=True).values_list("worker_queue", flat=True).distinct()
+        for queue in queues:
+            name = f"{WATCHDOG}{queue}"
+            watchdog = self.data.get(name)
+            entries[name] = ScheduleEntry(
+                name=name,
+                task=drill_watchdog.name,
+                schedule=schedule(run_every=timedelta(seconds=WATCHDOG_SECONDS), app=self.app),
+                args=(queue,),
+                # A queue nobody serves must not pile up watchdogs: each is useful for one period.
+                options={"queue": queue, "expires": WATCHDOG_SECONDS * 2},
+                last_run_at=watchdog.last_run_at if watchdog else now,
+                app=self.app,
+            )
         self.data = entries
         self._loaded_at = time.monotonic()
 
@@ -78,7 +86,7 @@ class CheckScheduler(Scheduler):
         from scorecard.models import Check
 
         new_entry = super().reserve(entry)
-        if entry.name != WATCHDOG:
+        if not entry.name.startswith(WATCHDOG):
             Check.objects.filter(pk=entry.args[0]).update(last_scheduled_at=new_entry.last_run_at)
         return new_entry
 

@@ -33,6 +33,8 @@ def drill_row_verdicts(run: DrillRun) -> list[tuple[str, Status, str]]:
     Only a fault the actuator confirmed, and that had an effect, proves anything: an
     inconclusive drill reports to automation alone, so it can never turn a row green."""
     f, p, label = run.figures, run.params, f"{run.get_scenario_display()} drill {run.pk}"
+    if run.outcome == Outcome.REFUSED:
+        return [(RowKey.AUTOMATION, Status.WARN, f"{label}: refused, nothing injected: {f.get('refused', run.error)}")]
     if run.outcome == Outcome.INCONCLUSIVE:
         reason = f.get("inconclusive") or run.error or "the fault had no observable effect"
         status = Status.ERROR if f.get("fault_at_s") is None else Status.WARN

@@ -29,6 +29,8 @@ class Outcome(models.TextChoices):
     ABORTED = "aborted"
     # The fault could not be injected, or had no observable effect: it proves nothing.
     INCONCLUSIVE = "inconclusive"
+    # The pre-flight check found the cluster unhealthy: nothing was injected.
+    REFUSED = "refused"
 
 
 class DrillRun(models.Model):

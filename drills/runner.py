@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from drills import kafka, scenarios
 from drills.actuators import Action, ActuatorError, ManualActuator, actuator_for
-from drills.engine import DrillEngine, DrillResult, Hooks
+from drills.engine import DrillEngine, DrillResult, Hooks, PreflightRefused
 from drills.evidence import drill_evidence_record
 from drills.models import DrillRun, DrillTimeline
 from drills.probes import probe_run
@@ -157,7 +157,10 @@ def _drill(run: DrillRun) -> DrillResult:
             config=config,
             hooks=_hooks(run, brokers),
             standby=kafka.ConnectionSettings.for_cluster(standby) if standby else None,
+            expected_brokers=run.cluster.expected_brokers,
         ).run()
+    except PreflightRefused as exc:
+        return DrillResult.refused(str(exc))
     except (kafka.KafkaCallError, scenarios.ScenarioError, ActuatorError) as exc:
         return DrillResult.not_injected(str(exc))
     except SoftTimeLimitExceeded:
@@ -174,11 +177,13 @@ def _drill(run: DrillRun) -> DrillResult:
 
 
 def drill_run_execute(*, run_id: int, worker: str) -> DrillRun | None:
-    """Claim the drill, run it under a heartbeat, record its figures and evidence."""
+    """Claim the drill, run it under a heartbeat, record its figures and evidence. A
+    redelivered drill whose first worker died is recovered instead of run again."""
     run = DrillRun.claim(run_id, worker=worker)
     if run is None:
-        log.info("drill %s already claimed or gone; nothing to do", run_id)
-        return None
+        recovered = drill_run_recover_abandoned(run_id=run_id, stale_seconds=None, worker=worker)
+        log.info("drill %s already claimed or gone; %s", run_id, "recovered it" if recovered else "nothing to do")
+        return recovered
     heartbeat = Heartbeat(run)
     heartbeat.start()
     try:
@@ -219,16 +224,24 @@ def _stale_before(stale_seconds: float | None):
     return timezone.now() - timedelta(seconds=seconds)
 
 
-def drills_abandoned(*, stale_seconds: float | None) -> list[DrillRun]:
-    """Active drills whose worker stopped beating, or that are past their deadline."""
+def drills_recover_abandoned(*, queue: str, stale_seconds: float | None, worker: str) -> list[DrillRun]:
+    """Recover every drill on clusters served by `queue` whose worker stopped beating or
+    that passed its deadline; returns the drills recovered."""
     now = timezone.now()
     stale = _stale_before(stale_seconds)
-    runs = DrillRun.objects.filter(state__in=[DrillRun.State.RUNNING, DrillRun.State.RECOVERING])
-    return [
-        r
-        for r in runs.select_related("cluster")
-        if (r.heartbeat_at and r.heartbeat_at < stale) or (r.deadline_at and r.deadline_at < now)
+    active = DrillRun.objects.filter(
+        state__in=[DrillRun.State.RUNNING, DrillRun.State.RECOVERING], cluster__worker_queue=queue
+    )
+    abandoned = [
+        r.pk for r in active if (r.heartbeat_at and r.heartbeat_at < stale) or (r.deadline_at and r.deadline_at < now)
     ]
+    recovered = []
+    for run_id in abandoned:
+        log.warning("drill %s lost its worker; running its recovery plan", run_id)
+        run = drill_run_recover_abandoned(run_id=run_id, stale_seconds=stale_seconds, worker=worker)
+        if run is not None:
+            recovered.append(run)
+    return recovered
 
 
 def drill_run_recover_abandoned(*, run_id: int, stale_seconds: float | None, worker: str) -> DrillRun | None:

@@ -189,9 +189,9 @@ def start_private_worker(django_db_setup, django_db_blocker):
     started: list[Worker] = []
     queues: dict[str, str] = {}
 
-    def start(name: str) -> Worker:
+    def start(name: str, **env: str) -> Worker:
         queue = queues.setdefault(name, unique_queue(name))
-        worker = start_worker(celery_env(django_db_blocker), queue)
+        worker = start_worker({**celery_env(django_db_blocker), **env}, queue)
         started.append(worker)
         return worker
 

@@ -11,6 +11,10 @@ class DrillAborted(Exception):
     """A guardrail tripped or a person pressed Abort: stop the fault and recover."""
 
 
+class PreflightRefused(Exception):
+    """The cluster is not healthy enough to disrupt: no fault is injected; the message says why."""
+
+
 @dataclass
 class Clock:
     """Times of a drill in milliseconds since it started (the timeline's unit)."""
@@ -59,6 +63,10 @@ class DrillResult:
     def aborted(cls, error: str, *, tripped: str = "") -> "DrillResult":
         """A drill stopped by its deadline or a crash, after its fault may have bitten."""
         return cls(Outcome.ABORTED, {}, None, tripped, error)
+
+    @classmethod
+    def refused(cls, reason: str) -> "DrillResult":
+        return cls(Outcome.REFUSED, {"refused": reason}, None, "", "")
 
     @classmethod
     def not_injected(cls, reason: str) -> "DrillResult":

@@ -14,11 +14,12 @@ from types import SimpleNamespace
 
 from drills import kafka
 from drills.actuators import Action, ActuatorError
-from drills.engine.base import Clock, DrillAborted, DrillResult, Hooks, Window
+from drills.engine.base import Clock, DrillAborted, DrillResult, Hooks, PreflightRefused, Window
 from drills.engine.client_faults import ConsumerRestart, standby_cutover
 from drills.engine.figures import Observed, drill_figures, drill_outcome
 from drills.engine.guardrails import Guardrails
 from drills.engine.traffic import MetadataWatcher, Traffic
+from drills.models import Outcome
 from drills.scenarios import FaultPlan
 from scorecard.catalog import Scenario
 
@@ -41,8 +42,10 @@ class DrillEngine:
         config: SimpleNamespace,
         hooks: Hooks,
         standby: kafka.ConnectionSettings | None = None,
+        expected_brokers: int | None = None,
     ):
         self.connection = connection
+        self.expected_brokers = expected_brokers
         self.standby = standby
         self.actuator = actuator
         self.plan = plan
@@ -163,7 +166,7 @@ class DrillEngine:
     def recover(self) -> None:
         """Undo every injected action, in plan order; keep going past a failing step. The
         recovery is confirmed when every step returned successfully."""
-        if self.recovery.started_ns is not None or not (self.injected or self.plan.client_fault):
+        if self.recovery.started_ns is not None or self.fault.started_ns is None:
             return
         self.phase = "recovery"
         self.recovery.started_ns = time.time_ns()
@@ -181,11 +184,59 @@ class DrillEngine:
         self.recovery.confirmed_ns = time.time_ns()
         self.event("recovery_confirmed")
 
+    # --- pre-flight ---------------------------------------------------------------------------
+
+    def preflight_cluster(self) -> None:
+        """Refuse to disrupt a cluster that is already unhealthy: missing brokers, leaderless
+        or under-replicated partitions."""
+        metadata = kafka.cluster_metadata(self.connection, timeout=10, racks=False)
+        live = metadata.broker_ids
+        offline = [f"{p.topic}[{p.id}]" for p in metadata.partitions if p.id >= 0 and p.leader not in live]
+        under = [
+            f"{p.topic}[{p.id}]"
+            for p in metadata.partitions
+            if p.id >= 0 and p.leader in live and len({r for r in p.isr if r in live}) < len(set(p.replicas))
+        ]
+        problems = []
+        if self.expected_brokers and len(live) < self.expected_brokers:
+            problems.append(f"{len(live)} of {self.expected_brokers} expected brokers answer")
+        if offline:
+            problems.append(f"{len(offline)} partitions without a live leader ({', '.join(offline[:3])})")
+        if under:
+            problems.append(f"{len(under)} under-replicated partitions ({', '.join(under[:3])})")
+        if problems:
+            raise PreflightRefused("the cluster is unhealthy before the fault: " + "; ".join(problems))
+
+    def preflight_baseline(self) -> None:
+        """Refuse when baseline writes, once the producer is up (after its first acknowledgement),
+        failed or ran beyond the SLO (p99): a fault on top would measure the wrong thing."""
+        with self.traffic.lock:
+            deliveries = [d for d in self.traffic.deliveries if d.acked_ns]
+        first_ack = min((d.acked_ns for d in deliveries if not d.error), default=None)
+        if first_ack is None:
+            raise PreflightRefused("no baseline write was acknowledged")
+        steady = [d for d in deliveries if d.sent_ns >= first_ack]
+        failed = sum(1 for d in steady if d.error)
+        latencies = sorted((d.acked_ns - d.sent_ns) / 1e6 for d in steady if not d.error)
+        p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else None
+        slo = self.config.latency_slo_ms
+        if failed or p99 is None or p99 > slo:
+            raise PreflightRefused(
+                f"baseline writes are not healthy: {failed} failed and produce p99 {p99} ms against the "
+                f"{slo:g} ms SLO, over {len(steady)} records"
+            )
+        self.event("preflight_passed", records=len(steady), produce_p99_ms=round(p99, 1))
+
     # --- the run ----------------------------------------------------------------------------
 
     def run(self) -> DrillResult:
         c = self.config
         self.clock = Clock()
+        try:
+            self.preflight_cluster()
+        except PreflightRefused as exc:
+            self.event("refused", reason=str(exc))
+            return DrillResult.refused(str(exc))
         metadata = kafka.cluster_metadata(self.connection, timeout=10, topic=c.topic)
         partitions = [p.id for p in metadata.topic_partitions(c.topic) if p.id >= 0]
         if not partitions:
@@ -215,7 +266,7 @@ class DrillEngine:
             restart = ConsumerRestart(
                 self.connection, topic=c.topic, group=f"krs-drill-{self.run_id}", event=self.event
             )
-        error = ""
+        error = refused = ""
         try:
             try:
                 self.phase = "baseline"
@@ -223,10 +274,14 @@ class DrillEngine:
                 if restart is not None:
                     restart.start()
                 self.hold(c.baseline_seconds)
+                self.preflight_baseline()
                 self.inject(restart)
                 self.hold(c.fault_seconds)
             except DrillAborted:
                 pass
+            except PreflightRefused as exc:
+                refused = str(exc)
+                self.event("refused", reason=refused)
             except (ActuatorError, kafka.KafkaCallError) as exc:
                 error = str(exc)
                 self.event("error", error=error)
@@ -249,9 +304,9 @@ class DrillEngine:
             self.phase = "validate"
             self.traffic.end()
             self.watcher.end()
-        return self._result(error)
+        return self._result(error, refused)
 
-    def _result(self, error: str) -> DrillResult:
+    def _result(self, error: str, refused: str = "") -> DrillResult:
         try:
             read_back = self.traffic.read_back()
         except kafka.KafkaCallError as exc:
@@ -282,6 +337,9 @@ class DrillEngine:
             ),
             self.config,
         )
+        if refused:
+            figures["refused"] = refused
+            return DrillResult(Outcome.REFUSED, figures, timeline, "", "", self.manual_steps)
         outcome, reason = drill_outcome(figures, tripped=self.tripped, error=error)
         if reason:
             figures["inconclusive"] = reason

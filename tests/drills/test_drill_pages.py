@@ -111,6 +111,9 @@ def test_a_finished_drill_shows_figures_and_the_timeline_from_local_static_files
         outcome="passed",
         requested_by="sre",
         figures={
+            "fault_started_at_s": 4.9,
+            "fault_at_s": 5.0,
+            "recovery_at_s": 8.0,
             "write_rto_s": 3.1,
             "read_rto_s": 3.4,
             "rpo_acked_lost": 0,

@@ -6,11 +6,11 @@ import sys
 import time
 
 import pytest
+from django.utils import timezone
 
 from drills import kafka
 from drills import services as drill_services
 from drills.models import DrillRun, DrillTimeline
-from drills.tasks import drill_watchdog
 from scorecard.models import Actuator, Check, CheckRun, Evidence
 from tests.conftest import wait_for
 from tests.factories import register
@@ -99,9 +99,18 @@ def test_drills_are_refused_where_not_allowed_or_without_an_actuator(shared_sand
     assert not DrillRun.objects.exists()
 
 
-def test_the_watchdog_recovers_the_cluster_when_the_drill_worker_is_killed(private_sandbox, start_private_worker):
-    doomed = start_private_worker("drills-d")
+STALE = 5  # seconds without a heartbeat before a drill counts as abandoned, in these workers
+
+
+def test_the_only_worker_on_the_clusters_queue_dies_mid_fault_and_the_next_one_restores_the_cluster(
+    private_sandbox, start_private_worker, beat_process
+):
+    """No worker serves the default queue: beat's watchdog for the cluster's own queue finds
+    the silent drill, and the new worker on that queue runs the stored recovery plan."""
+    doomed = start_private_worker("drills-d", DRILL_HEARTBEAT_STALE_SECONDS=str(STALE))
     cluster = sandbox_cluster(private_sandbox, doomed.queue)
+    # Keep beat's probes of this cluster off the queue: only the watchdog matters here.
+    Check.objects.filter(row__scorecard__cluster=cluster).update(last_scheduled_at=timezone.now())
     run = drill_services.drill_run_start(
         cluster=cluster,
         scenario="broker_loss",
@@ -117,16 +126,13 @@ def test_the_watchdog_recovers_the_cluster_when_the_drill_worker_is_killed(priva
     assert run.recovery_plan["actions"], "the recovery plan is stored before the fault"
     os.killpg(doomed.process.pid, signal.SIGKILL)  # the worker and its pool child, mid-drill
     doomed.process.wait(10)
-    rescuer = start_private_worker("drills-d")
-
-    def recovered():
-        drill_watchdog.apply_async(args=[3], queue=rescuer.queue)
-        time.sleep(2)
-        return finished(run)
-
-    run = wait_for(recovered, timeout=90, interval=0.5, message="the watchdog to recover the drill")
+    killed = time.monotonic()
+    start_private_worker("drills-d", DRILL_HEARTBEAT_STALE_SECONDS=str(STALE))
+    wait_for(lambda: not broker_down(), timeout=90, interval=0.2, message="the watchdog to restore the broker")
+    # Stale after STALE s, then at most one watchdog period (15 s); the new worker's start-up on top.
+    assert time.monotonic() - killed <= STALE + 15 + 15
+    run = wait_for(lambda: finished(run), timeout=30, message="the drill to be marked aborted")
     assert (run.state, run.outcome, run.tripped_guardrail) == ("aborted", "aborted", "worker_lost")
-    assert not broker_down()
     assert any(e["kind"] == "watchdog_recovery" for e in run.events)
     assert "watchdog ran the recovery" in run.error
 

@@ -171,3 +171,27 @@ def test_a_drill_whose_fault_did_nothing_credits_no_row_through_a_worker(
     evidence = list(Evidence.objects.filter(check_obj__kind="drill_results"))
     assert [(e.row_key, e.status) for e in evidence] == [("automation", status)]
     assert reason in evidence[0].summary
+
+
+@pytest.mark.xdist_group("drill-fidelity")
+def test_a_broker_already_down_refuses_the_drill_and_nothing_is_injected(private_sandbox):
+    private_sandbox.control.call("broker_down", broker=2)
+    events = []
+    config = catalog.parse("drill", {"baseline_seconds": 1, "fault_seconds": 1, "settle_seconds": 1})
+    metadata = kafka.cluster_metadata(private_sandbox.connection, timeout=5, topic=config.topic)
+    plan = scenarios.plan("broker_loss", metadata, topic=config.topic, broker=1, zone=None, move_leaders=False)
+    actuator = CommandActuator(command_templates(private_sandbox.control_path), {})
+    result = DrillEngine(
+        connection=private_sandbox.connection,
+        actuator=actuator,
+        plan=plan,
+        config=config,
+        hooks=Hooks(event=lambda kind, detail: events.append(kind)),
+        expected_brokers=3,
+    ).run()
+    assert result.outcome == Outcome.REFUSED
+    assert "2 of 3 expected brokers answer" in result.figures["refused"]
+    assert "action" not in events and "fault" not in events
+    assert [b["up"] for b in private_sandbox.control.call("status")["brokers"]] == [True, False, True]
+    run = DrillRun(scenario="broker_loss", outcome=Outcome.REFUSED, state="done", figures=result.figures)
+    assert [(row, status) for row, status, _ in drill_row_verdicts(run)] == [("automation", "WARN")]
