@@ -100,5 +100,14 @@ def row_evidence_page(*, row: Row, page: str | None, per_page: int) -> Page:
     return Paginator(evidence, per_page).get_page(page)
 
 
-def check_latest_evidence(*, check: Check) -> Evidence | None:
-    return Evidence.objects.filter(check_obj=check).first()
+def check_view(*, check: Check, now: datetime | None = None) -> CheckView:
+    """The check's status by the same rules as the scorecard page, with its latest evidence."""
+    latest = Evidence.objects.filter(check_obj=check).first()
+    status = check_status(
+        not_applicable=check.not_applicable,
+        latest_status=latest.status if latest else None,
+        latest_at=latest.collected_at if latest else None,
+        max_age=timedelta(seconds=check.max_age_seconds),
+        now=now or timezone.now(),
+    )
+    return CheckView(check, status, latest)

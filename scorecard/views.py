@@ -92,8 +92,8 @@ def _check_page(request, check: Check, **bound):
         "applicability": NotApplicableForm(instance=check),
         **bound,
     }
-    latest = selectors.check_latest_evidence(check=check)
-    return render(request, "scorecard/check.html", {"check": check, "forms": forms, "latest": latest})
+    view = selectors.check_view(check=check)
+    return render(request, "scorecard/check.html", {"check": check, "forms": forms, "view": view})
 
 
 @login_required

@@ -1,5 +1,6 @@
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.urls import reverse
 
 from scorecard.evidence import evidence_append
@@ -176,3 +177,16 @@ def test_setting_a_standby_adds_the_parity_check_and_keeps_the_stored_password(u
     assert cluster.standby == standby and cluster.sasl_password == "pw-123"
     assert Check.objects.filter(row__scorecard=scorecard, kind="standby_parity").exists()
     assert "pw-123" not in user_client.get(reverse("scorecard-cluster-edit", args=[cluster.pk])).content.decode()
+
+
+def test_a_check_with_old_evidence_reads_stale_on_its_page_as_on_the_scorecard(user_client):
+    scorecard = register()
+    check = check_of(scorecard)
+    evidence_append(check=check, status="PASS", summary="3/3 brokers", measurements={}, collected_by="t")
+    Check.objects.filter(pk=check.pk).update(max_age_seconds=10)
+    with connection.cursor() as cursor:  # the evidence is an hour old (append-only: only SQL can age it)
+        cursor.execute("UPDATE scorecard_evidence SET collected_at = collected_at - interval '1 hour'")
+    html = user_client.get(reverse("scorecard-check", args=[check.pk])).content.decode()
+    assert 'status-stale">STALE' in html and "no longer counts as PASS" in html
+    page = user_client.get(reverse("scorecard-detail", args=[scorecard.cluster_id])).content.decode()
+    assert 'status-stale">STALE' in page
