@@ -22,9 +22,11 @@ class DrillForm(forms.Form):
         label="Type the cluster's name to confirm", help_text="This drill disrupts the cluster for real."
     )
 
-    def __init__(self, *args, cluster, **kwargs):
+    def __init__(self, *args, cluster, scenarios: list[Scenario], **kwargs):
         super().__init__(*args, **kwargs)
         self.cluster = cluster
+        # Only what the cluster's actuator can perform (drills.services.scenarios_offered).
+        self.fields["scenario"].choices = [(s.value, s.label) for s in scenarios]
         spec = {p.name: p for p in catalog.SPECS["drill"]}
         for name in DRILL_FORM_PARAMS:
             param = spec[name]

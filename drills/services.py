@@ -30,19 +30,38 @@ def scorecard_run_checks(*, scorecard: Scorecard, requested_by: str) -> list[Che
     return [check_run_request(check=check, requested_by=requested_by) for check in checks]
 
 
+def scenario_refusal(cluster: Cluster, scenario: str, *, move_leaders: bool = False) -> str:
+    """Why the cluster cannot run the scenario as asked, or '' when it can: only what its
+    actuator can perform is offered."""
+    if scenario not in Scenario.values:
+        return f"unknown scenario {scenario!r}"
+    label = Scenario(scenario).label
+    if scenario == Scenario.STANDBY_CUTOVER and not cluster.standby_id:
+        return f"{label} needs a standby registered on {cluster.name}"
+    if scenario not in CLUSTER_FAULTS:
+        return ""
+    if cluster.actuator == Actuator.NONE:
+        return f"{cluster.name} has no actuator configured to inject {label}"
+    moves = scenario == Scenario.LEADER_CHANGE or move_leaders
+    if moves and cluster.actuator == Actuator.COMMAND:
+        return f"the command actuator of {cluster.name} stops and starts brokers; it cannot move leaders ({label})"
+    return ""
+
+
+def scenarios_offered(cluster: Cluster) -> list[Scenario]:
+    return [s for s in Scenario if not scenario_refusal(cluster, s)]
+
+
 def drill_run_start(*, cluster: Cluster, scenario: str, params: dict, requested_by: str) -> DrillRun:
     """Validate and queue a drill; refuses a second active drill on the same cluster."""
     if not cluster.drills_allowed:
         raise DrillRefused(f"drills are not allowed on {cluster.name}: enable them on the cluster first")
-    if scenario not in Scenario.values:
-        raise DrillRefused(f"unknown scenario {scenario!r}")
-    if scenario in CLUSTER_FAULTS and cluster.actuator == Actuator.NONE:
-        raise DrillRefused(f"{cluster.name} has no actuator configured to inject {Scenario(scenario).label}")
     parsed = catalog.parse("drill", params)  # ParamError names each bad parameter
-    if scenario == Scenario.STANDBY_CUTOVER and not (
-        cluster.standby_id and parsed.canary_group and parsed.canary_topic
-    ):
-        raise DrillRefused("a standby cutover rehearsal needs a registered standby, a canary group and its topic")
+    refusal = scenario_refusal(cluster, scenario, move_leaders=parsed.move_leaders)
+    if refusal:
+        raise DrillRefused(refusal)
+    if scenario == Scenario.STANDBY_CUTOVER and not (parsed.canary_group and parsed.canary_topic):
+        raise DrillRefused("a standby cutover rehearsal needs a canary group and its topic")
     guardrails = {
         name: getattr(parsed, name)
         for name in ("max_duration_seconds", "max_error_rate", "max_consumer_lag", "min_healthy_brokers")

@@ -8,6 +8,7 @@ from drills import services
 from drills.charts import timeline_figure
 from drills.forms import DrillForm
 from drills.models import DrillRun, DrillTimeline
+from scorecard.catalog import Scenario
 from scorecard.models import Check, Cluster, Scorecard
 
 
@@ -34,7 +35,7 @@ def check_run(request, check_id: int):
 @login_required
 def drill_list(request, cluster_id: int):
     cluster = get_object_or_404(Cluster, pk=cluster_id)
-    form = DrillForm(request.POST or None, cluster=cluster)
+    form = DrillForm(request.POST or None, cluster=cluster, scenarios=services.scenarios_offered(cluster))
     if request.method == "POST" and form.is_valid():
         try:
             run = services.drill_run_start(
@@ -49,7 +50,9 @@ def drill_list(request, cluster_id: int):
             messages.success(request, f"Queued the {run.get_scenario_display()} drill on {cluster.name}.")
             return redirect("drills-detail", run_id=run.pk)
     runs = DrillRun.objects.filter(cluster=cluster)[:50]
-    return render(request, "drills/list.html", {"cluster": cluster, "form": form, "runs": runs})
+    not_offered = [(s.label, reason) for s in Scenario if (reason := services.scenario_refusal(cluster, s))]
+    context = {"cluster": cluster, "form": form, "runs": runs, "not_offered": not_offered}
+    return render(request, "drills/list.html", context)
 
 
 def _run(run_id: int) -> DrillRun:

@@ -165,3 +165,17 @@ def test_command_templates_with_unknown_placeholders_are_rejected(admin_client):
     response = admin_client.post(reverse("scorecard-cluster-new"), form)
     assert "placeholder {secret}" in " ".join(response.context["form"].errors["actuator_commands"])
     assert not Cluster.objects.exists()
+
+
+def test_only_scenarios_the_actuator_can_perform_are_offered_and_accepted(user_client):
+    commands = {"broker_down": ["systemctl", "stop", "kafka@{broker}"], "broker_up": ["systemctl", "start", "k"]}
+    cluster = register(name="prod", drills_allowed=True, actuator=Actuator.COMMAND, actuator_commands=commands).cluster
+    response = user_client.get(reverse("drills-list", args=[cluster.pk]))
+    offered = [value for value, _ in response.context["form"].fields["scenario"].choices]
+    assert "broker_loss" in offered and "leader_change" not in offered and "standby_cutover" not in offered
+    assert "cannot move leaders" in response.content.decode()
+    for data in (start_form(scenario="leader_change"), start_form(move_leaders="on")):
+        response = user_client.post(reverse("drills-list", args=[cluster.pk]), data)
+        assert response.status_code == 200
+    assert "cannot move leaders" in " ".join(response.context["form"].non_field_errors())
+    assert not DrillRun.objects.exists()
