@@ -71,8 +71,11 @@ def drill_row_verdicts(run: DrillRun) -> list[tuple[str, Status, str]]:
         if "catch_up_s" in f:
             summary += f"; caught up {f.get('catch_up_records')} records in {f['catch_up_s']} s"
         unresumed = group.get("partitions_resumed", 0) < group.get("partitions_committed", 0)
+        if group.get("offset_problems"):
+            first = group["offset_problems"][0]
+            summary += f"; synced offset on partition {first['partition']} {first['problem']}"
         target = p.get("write_rto_target_seconds", 30)
-        fail = rto is None or read_rto is None or rto > target or gap > 0 or unresumed
+        fail = rto is None or read_rto is None or rto > target or gap > 0 or unresumed or group.get("offset_problems")
         rows.append((RowKey.CLIENT_CONTINUITY, verdict(fail=fail, warn=fatal), summary))
     automation_fail = run.outcome == Outcome.FAILED or (run.error and not run.tripped_guardrail)
     automation_summary = f"{label}: {run.outcome or run.state}"

@@ -10,7 +10,7 @@ DRILL_FORM_PARAMS = (
     "fault_seconds", "baseline_seconds", "settle_seconds", "broker", "zone", "move_leaders", "interval_ms",
     "latency_slo_ms", "stability_window_seconds", "max_duration_seconds", "max_error_rate", "error_window_seconds",
     "max_consumer_lag", "min_healthy_brokers", "write_rto_target_seconds", "reelection_target_seconds",
-    "canary_group", "canary_topic",
+    "canary_group", "canary_topic", "max_offset_lag",
 )  # fmt: skip
 
 

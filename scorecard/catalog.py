@@ -209,6 +209,8 @@ SPECS: dict[str, tuple[Param, ...]] = {
         Param("canary_group", "str", None, "Standby cutover: the group whose synced offsets are rehearsed.",
               optional=True),
         Param("canary_topic", "str", None, "Standby cutover: the topic the canary group consumes.", optional=True),
+        Param("max_offset_lag", "int", 100, "Standby cutover: largest acceptable synced-offset lag behind the primary "
+              "(as standby parity).", 0, 10**12),
         Param("max_duration_seconds", "int", 300, "Guardrail: abort and recover after this long.", 5, 3600),
         Param("max_error_rate", "float", None, "Guardrail: abort above this produce error rate (0-1).", 0, 1,
               optional=True),

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from types import SimpleNamespace
 
 from drills import kafka
+from drills.offsets import synced_offset_problem
 
 COMMIT_EVERY = 1.0
 
@@ -107,8 +108,15 @@ def standby_cutover(
                     resume_ns = resume_ns or record.consumed_ns
     finally:
         reader.close()  # no commit: a rehearsal leaves the canary group's offsets where they were
+    problems = [
+        {"partition": p, "primary": on_primary.get((c.canary_topic, p)), "standby": o, "problem": problem}
+        for p, o in sorted(synced.items())
+        if on_primary.get((c.canary_topic, p)) is not None
+        and (problem := synced_offset_problem(on_primary[(c.canary_topic, p)], o, max_lag=c.max_offset_lag))
+    ]
     figures = {
         "canary_group": c.canary_group,
+        "offset_problems": problems,
         "committed": {str(p): o for p, o in synced.items()},
         # None synced: nothing could resume, and every partition counts as not resumed.
         "partitions_committed": len(synced) or len(partitions),

@@ -298,6 +298,9 @@ def drill_failures(figures: dict) -> list[str]:
         "leaders not re-elected" if metadata.get("loss_observed") and figures.get("reelection_s") is None else "",
         f"a gap of {group['gap_records']} records" if group.get("gap_records") else "",
         "partitions not resumed" if group.get("partitions_resumed", 0) < group.get("partitions_committed", 0) else "",
+        f"synced offsets unusable on {len(group['offset_problems'])} partitions"
+        if group.get("offset_problems")
+        else "",
     ]
     return [f for f in failures if f]
 

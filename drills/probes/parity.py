@@ -4,6 +4,7 @@ import time
 from types import SimpleNamespace
 
 from drills import kafka
+from drills.offsets import synced_offset_problem
 from drills.probes.base import ProbeContext, ProbeResult, error, is_internal, listed
 from scorecard.status import verdict
 
@@ -86,8 +87,9 @@ def standby_parity(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
                     "gap": gap,
                 }
                 group_rows.append(row)
-                if theirs is None or abs(gap) > params.max_offset_lag:
-                    group_gaps.append(row)
+                problem = synced_offset_problem(offset, theirs, max_lag=params.max_offset_lag)
+                if problem:
+                    group_gaps.append({**row, "problem": problem})
     except kafka.KafkaCallError as exc:
         return error(exc.reason)
 
@@ -101,7 +103,7 @@ def standby_parity(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
     if partition_mismatch:
         fail.append(f"{len(partition_mismatch)} topics with a different partition count")
     if group_gaps:
-        fail.append(f"{len(group_gaps)} committed offsets missing or more than {params.max_offset_lag} apart")
+        fail.append(f"{len(group_gaps)} committed offsets unusable on the standby ({group_gaps[0]['problem']})")
     warn = []
     if config_mismatch:
         warn.append(f"{len(config_mismatch)} topic configs differ")

@@ -195,3 +195,40 @@ def test_a_broker_already_down_refuses_the_drill_and_nothing_is_injected(private
     assert [b["up"] for b in private_sandbox.control.call("status")["brokers"]] == [True, False, True]
     run = DrillRun(scenario="broker_loss", outcome=Outcome.REFUSED, state="done", figures=result.figures)
     assert [(row, status) for row, status, _ in drill_row_verdicts(run)] == [("automation", "WARN")]
+
+
+def seed_orders(cluster, *, per_partition: int, committed: dict[int, int]) -> None:
+    cluster.control.call("topic_create", name="orders", partitions=3, replication_factor=3)
+    values = [(p, b"order") for _ in range(per_partition) for p in range(3)]
+    kafka.produce_values(cluster.connection, topic="orders", values=values, timeout=10)
+    offsets = {("orders", p): o for p, o in committed.items()}
+    kafka.commit_offsets(cluster.connection, group="ledger", offsets=offsets, timeout=5)
+
+
+@pytest.mark.xdist_group("drill-fidelity")
+def test_a_standby_ahead_of_the_primary_fails_the_rehearsal_as_it_fails_parity(private_sandbox, private_standby):
+    from tests.factories import probe
+
+    seed_orders(private_sandbox, per_partition=300, committed={0: 40, 1: 40, 2: 40})
+    seed_orders(private_standby, per_partition=300, committed={0: 40, 1: 240, 2: 40})  # 200 ahead on 1
+    config = catalog.parse(
+        "drill", {"baseline_seconds": 1, "fault_seconds": 1, "settle_seconds": 1, "canary_group": "ledger",
+                  "canary_topic": "orders"},
+    )  # fmt: skip
+    metadata = kafka.cluster_metadata(private_sandbox.connection, timeout=5, topic=config.topic)
+    plan = scenarios.plan("standby_cutover", metadata, topic=config.topic, broker=None, zone=None, move_leaders=False)
+    result = DrillEngine(
+        connection=private_sandbox.connection,
+        actuator=None,
+        plan=plan,
+        config=config,
+        hooks=Hooks(),
+        standby=private_standby.connection,
+    ).run()
+    cutover = result.figures["standby_cutover"]
+    assert result.outcome == Outcome.FAILED
+    assert [(p["partition"], p["problem"]) for p in cutover["offset_problems"]] == [
+        (1, "200 records ahead of the primary: they would be skipped")
+    ]
+    parity = probe("standby_parity", private_sandbox.connection, standby=private_standby.connection, groups=["ledger"])
+    assert parity.status == "FAIL" and "ahead of the primary" in parity.summary
