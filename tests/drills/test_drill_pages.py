@@ -179,3 +179,26 @@ def test_only_scenarios_the_actuator_can_perform_are_offered_and_accepted(user_c
         assert response.status_code == 200
     assert "cannot move leaders" in " ".join(response.context["form"].non_field_errors())
     assert not DrillRun.objects.exists()
+
+
+def test_the_timeline_draws_failed_records_on_their_own_track_and_the_confirmed_windows():
+    from drills.charts import timeline_figure
+
+    def record(i):
+        acked = None if i in (5, 6) else i * 10 + 4.0
+        return [0, i, i * 10.0, acked, i * 10 + 9.0, "NOT_ENOUGH_REPLICAS" if i == 5 else None]
+
+    timeline = {
+        "records": [record(i) for i in range(100)],
+        "fault_started_ms": 200.0,
+        "fault_ms": 260.0,
+        "recovery_started_ms": 600.0,
+        "recovery_ms": 640.0,
+    }
+    figure = timeline_figure(timeline)
+    tracks = {trace.name: trace for trace in figure.data}
+    assert list(tracks["failed (1)"].y) == [1] and tracks["failed (1)"].yaxis == "y2"
+    assert list(tracks["never reported (1)"].y) == [0]
+    shapes = [(s.type, s.x0, s.x1) for s in figure.layout.shapes]
+    assert ("rect", 0.2, 0.6) in shapes and ("rect", 0.6, 0.64) in shapes
+    assert ("line", 0.26, 0.26) in shapes and ("line", 0.64, 0.64) in shapes
