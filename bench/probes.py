@@ -10,6 +10,7 @@ and seconds and records verified per second for the acknowledged write.
 import argparse
 import os
 import signal
+import socket
 import statistics
 import sys
 import tempfile
@@ -51,7 +52,11 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=10_000)
     parser.add_argument("--records", type=int, nargs="+", default=[5_000, 100_000])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--closed-port-only", action="store_true")
     args = parser.parse_args()
+    closed_port()
+    if args.closed_port_only:
+        return
 
     with tempfile.TemporaryDirectory(prefix="bench-") as directory:
         process, state = spawn(Path(directory) / "state.json")
@@ -104,7 +109,7 @@ def main() -> None:
             for records in args.records:
                 repeat = args.repeat if records <= 10_000 else 3
                 median, best, result, requests = timed(
-                    run("ack_write", records=records, timeout_seconds=120), repeat, control
+                    run("ack_write", records=records, timeout_seconds=50), repeat, control
                 )
                 m = result.measurements
                 print(
@@ -116,6 +121,26 @@ def main() -> None:
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(15)
+
+
+def closed_port() -> None:
+    """Time to ERROR when nothing listens on the bootstrap port, per probe (timeouts at 30 s)."""
+    from drills.probes import probe_run
+    from scorecard.models import Check, Cluster, Row, Scorecard
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    cluster = Cluster(name="closed", bootstrap_servers=f"127.0.0.1:{port}")
+    row = Row(scorecard=Scorecard(cluster=cluster))
+    for kind in ("cluster_health", "durability_config", "ack_write", "consumer_groups", "client_compatibility",
+                 "standby_parity", "cost_model", "bootstrap_endpoints"):  # fmt: skip
+        params = {**catalog.defaults(kind), "timeout_seconds": 30}
+        if kind == "consumer_groups":
+            params["groups"] = ["ledger"]
+        started = time.perf_counter()
+        result = probe_run(Check(row=row, kind=kind, params=params))
+        print(f"closed port, {kind}: {result.status} in {time.perf_counter() - started:.3f} s: {result.summary[:70]}")
 
 
 if __name__ == "__main__":

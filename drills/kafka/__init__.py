@@ -32,7 +32,7 @@ from drills.kafka.client import (
     admin_client,
     librdkafka_path,
 )
-from drills.kafka.endpoints import endpoint_check
+from drills.kafka.endpoints import endpoint_check, quick_failure
 from drills.kafka.records import (
     ConsumedRecord,
     Delivery,
@@ -69,6 +69,7 @@ __all__ = [
     "list_offsets",
     "produce_sequenced",
     "produce_values",
+    "quick_failure",
     "read_range",
     "sample_records",
     "topic_configs",

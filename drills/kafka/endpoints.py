@@ -1,11 +1,13 @@
 """One bootstrap address at a time: TCP connect, a metadata answer, TLS expiry, anonymous refusal."""
 
+import contextlib
 import socket
 import ssl
 import time
 from dataclasses import dataclass, replace
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
 
 from drills.kafka.client import ConnectionSettings, _admin, _translate
 
@@ -73,3 +75,58 @@ def endpoint_check(settings: ConnectionSettings, *, host: str, port: int, timeou
     return EndpointResult(
         address, round(connect_ms, 3), round(metadata_ms, 3), len(metadata.brokers), None, cert_days, subject, refused
     )
+
+
+QUICK_CHECK_SECONDS = 2.0
+
+
+def _address_problem(host: str, port: int, settings: ConnectionSettings, timeout: float) -> str | None:
+    """Why one bootstrap address cannot be used, found without waiting on Kafka; None if it
+    accepts a connection (and, for TLS listeners, completes a handshake)."""
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        return f"{host}:{port}: unknown host (the name does not resolve)"
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except ConnectionRefusedError:
+        return f"{host}:{port}: connection refused (nothing listens on that port)"
+    except TimeoutError:
+        return None  # silent, not refused: only the probe's own timeout can tell
+    except OSError as exc:
+        return f"{host}:{port}: cannot connect ({exc.strerror or exc})"
+    if settings.security_protocol.endswith("SSL"):
+        try:
+            _tls_certificate(host, port, settings, timeout)
+        except ssl.SSLCertVerificationError as exc:
+            return f"{host}:{port}: TLS certificate rejected ({exc.verify_message})"
+        except (ssl.SSLError, OSError) as exc:
+            return f"{host}:{port}: TLS handshake failed ({exc})"
+    return None
+
+
+def quick_failure(settings: ConnectionSettings, *, timeout: float = QUICK_CHECK_SECONDS) -> str | None:
+    """The reason no client can use the cluster, found within about `timeout` seconds: every
+    bootstrap address unknown, refused or failing TLS, or the brokers refusing authentication.
+    None when the cluster may be usable (or is merely silent: the probe's timeout decides)."""
+    addresses = []
+    for entry in settings.bootstrap_servers.split(","):
+        host, _, port = entry.strip().rpartition(":")
+        addresses.append((host.strip("[]"), int(port)))
+    problems = [_address_problem(host, port, settings, timeout) for host, port in addresses]
+    if all(problems):
+        return "no bootstrap address can be used: " + "; ".join(problems)
+    if not settings.security_protocol.startswith("SASL"):
+        return None
+    # Authentication only fails once a broker answers: librdkafka reports it through error_cb.
+    refused: list[str] = []
+
+    def on_error(error) -> None:
+        if error.code() in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED):
+            refused.append(error.str())
+
+    admin = AdminClient({**settings.client_config(timeout), "error_cb": on_error})
+    with contextlib.suppress(KafkaException):
+        admin.list_topics(timeout=timeout)
+    return f"authentication failed: {refused[0]}" if refused else None

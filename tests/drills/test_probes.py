@@ -1,10 +1,12 @@
+import socket
 import time
 
 import pytest
 
 from drills import kafka
+from drills.probes import probe_run
 from scorecard import catalog
-from tests.factories import probe
+from tests.factories import check_of, probe, register
 
 DEAD = kafka.ConnectionSettings("127.0.0.1:1")  # nothing listens on port 1
 
@@ -133,3 +135,28 @@ def test_a_slow_cluster_gives_error_within_the_timeout_not_a_hung_probe(private_
     result = ack_write(private_sandbox.connection, records=10, timeout_seconds=2)
     assert result.status == "ERROR"
     assert time.monotonic() - started < 2 + 3
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "kind",
+    ["cluster_health", "durability_config", "ack_write", "consumer_groups", "client_compatibility", "cost_model"],
+)
+def test_a_closed_port_is_error_naming_the_refusal_without_waiting_the_timeout(kind):
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    check = check_of(register(name=f"closed-{kind}", bootstrap=f"127.0.0.1:{port}"), kind)
+    check.params = (
+        {**check.params, "timeout_seconds": 30, "groups": ["ledger"]}
+        if kind == "consumer_groups"
+        else {
+            **check.params,
+            "timeout_seconds": 30,
+        }
+    )
+    started = time.monotonic()
+    result = probe_run(check)
+    assert result.status == "ERROR"
+    assert f"127.0.0.1:{port}: connection refused" in result.summary
+    assert time.monotonic() - started < 30  # the refusal, not the 30 s timeout, ended it
