@@ -41,11 +41,13 @@ class CheckScheduler(Scheduler):
 
     def _load(self) -> None:
         # Imported here: beat loads this module before Django's apps are ready.
+        from drills.services import runs_never_queued_expire
         from drills.tasks import drill_watchdog, run_scheduled_check
         from scorecard.models import Check, Cluster
 
         close_old_connections()
         now = timezone.now()
+        runs_never_queued_expire()
         entries = {}
         checks = Check.objects.runnable().select_related("row__scorecard__cluster")
         for check in checks:

@@ -133,6 +133,13 @@ class DrillRun(models.Model):
         )
         return cls.objects.select_related("cluster").filter(pk=run_id, state=cls.State.RECOVERING).first()
 
+    @classmethod
+    def abort_unqueued(cls, run_ids: list[int], *, reason: str) -> int:
+        """QUEUED -> ABORTED for drills that never reached a worker (they would block the cluster)."""
+        return cls.objects.filter(pk__in=run_ids, state=cls.State.QUEUED).update(
+            state=cls.State.ABORTED, outcome=Outcome.ABORTED, finished_at=timezone.now(), error=reason[:5000]
+        )
+
     def beat(self) -> None:
         self._runs().filter(state=self.State.RUNNING).update(heartbeat_at=timezone.now())
 

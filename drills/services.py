@@ -2,7 +2,12 @@
 its abort, a manual step confirmed. Each writes its row first and queues the work on commit;
 workers execute it (`drills.runner`)."""
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from drills.models import DrillRun
 from drills.tasks import run_check, run_drill
@@ -16,18 +21,57 @@ class DrillRefused(Exception):
     """The drill may not start; the message says why."""
 
 
+class QueueUnavailable(Exception):
+    """The broker did not take the work; the runs concerned are marked failed with the reason."""
+
+
+def _unavailable(exc: Exception) -> str:
+    return f"could not be queued: the task broker is unreachable ({exc})"
+
+
+def _send_checks(runs: list[CheckRun]) -> None:
+    """Send each run to its cluster's queue; when the broker refuses, no run is left queued."""
+    for i, run in enumerate(runs):
+        try:
+            run_check.apply_async(args=[run.pk], queue=run.check_obj.row.scorecard.cluster.worker_queue)
+        except OperationalError as exc:
+            reason = _unavailable(exc)
+            CheckRun.fail_unqueued([r.pk for r in runs[i:]], reason=reason)
+            raise QueueUnavailable(reason) from None
+
+
 def check_run_request(*, check: Check, requested_by: str) -> CheckRun:
     """Create a run row and queue it on the cluster's worker queue once the transaction commits."""
     run = check_run_create(check=check, requested_by=requested_by)
-    run_check.apply_async_on_commit(args=[run.pk], queue=check.row.scorecard.cluster.worker_queue)
+    transaction.on_commit(lambda: _send_checks([run]))
     return run
 
 
-@transaction.atomic
 def scorecard_run_checks(*, scorecard: Scorecard, requested_by: str) -> list[CheckRun]:
     """Queue a run of every check a probe can run on the scorecard."""
     checks = Check.objects.runnable().filter(row__scorecard=scorecard).select_related("row__scorecard__cluster")
-    return [check_run_request(check=check, requested_by=requested_by) for check in checks]
+    with transaction.atomic():
+        runs = [check_run_create(check=check, requested_by=requested_by) for check in checks]
+        transaction.on_commit(lambda: _send_checks(runs))
+    return runs
+
+
+def runs_never_queued_expire() -> tuple[int, int]:
+    """Runs and drills still queued long after they were requested never reached a worker (a
+    broker outage, or no worker on their queue): fail them with that reason, so nothing stays
+    queued for ever and a drill does not block its cluster. Called by beat every few seconds."""
+    older = timezone.now() - timedelta(seconds=settings.RUN_QUEUE_TIMEOUT_SECONDS)
+    reason = (
+        f"not picked up by a worker within {settings.RUN_QUEUE_TIMEOUT_SECONDS} s: "
+        "is a worker serving the cluster's queue?"
+    )
+    checks = list(
+        CheckRun.objects.filter(state=CheckRun.State.QUEUED, created_at__lt=older).values_list("pk", flat=True)
+    )
+    drills = list(
+        DrillRun.objects.filter(state=DrillRun.State.QUEUED, created_at__lt=older).values_list("pk", flat=True)
+    )
+    return CheckRun.fail_unqueued(checks, reason=reason), DrillRun.abort_unqueued(drills, reason=reason)
 
 
 def scenario_refusal(cluster: Cluster, scenario: str, *, move_leaders: bool = False) -> str:
@@ -83,13 +127,22 @@ def drill_run_start(*, cluster: Cluster, scenario: str, params: dict, requested_
             f"a drill is already running on {cluster.name}"
             + (f" (run {active.pk}, {active.get_scenario_display()})" if active else "")
         ) from None
-    run_drill.apply_async_on_commit(
-        args=[run.pk],
-        queue=cluster.worker_queue,
-        soft_time_limit=run.time_limit_seconds,
-        time_limit=run.hard_time_limit_seconds,
-    )
+    transaction.on_commit(lambda: _send_drill(run))
     return run
+
+
+def _send_drill(run: DrillRun) -> None:
+    try:
+        run_drill.apply_async(
+            args=[run.pk],
+            queue=run.cluster.worker_queue,
+            soft_time_limit=run.time_limit_seconds,
+            time_limit=run.hard_time_limit_seconds,
+        )
+    except OperationalError as exc:
+        reason = _unavailable(exc)
+        DrillRun.abort_unqueued([run.pk], reason=reason)
+        raise QueueUnavailable(reason) from None
 
 
 def drill_run_abort_request(*, run: DrillRun, user: str) -> bool:

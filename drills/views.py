@@ -17,8 +17,12 @@ from scorecard.models import Check, Cluster, Scorecard
 def checks_run(request, cluster_id: int):
     """The scorecard page's "Run checks now": every runnable check, on the cluster's queue."""
     scorecard = get_object_or_404(Scorecard.objects.select_related("cluster"), cluster_id=cluster_id)
-    runs = services.scorecard_run_checks(scorecard=scorecard, requested_by=request.user.get_username())
-    messages.info(request, f"Queued {len(runs)} checks on queue {scorecard.cluster.worker_queue}.")
+    try:
+        runs = services.scorecard_run_checks(scorecard=scorecard, requested_by=request.user.get_username())
+    except services.QueueUnavailable as exc:
+        messages.error(request, f"The checks {exc}; they are marked failed. Try again once the broker is back.")
+    else:
+        messages.info(request, f"Queued {len(runs)} checks on queue {scorecard.cluster.worker_queue}.")
     return redirect("scorecard-detail", cluster_id=cluster_id)
 
 
@@ -27,8 +31,13 @@ def checks_run(request, cluster_id: int):
 def check_run(request, check_id: int):
     """The check page's "Run now"."""
     check = get_object_or_404(Check.objects.runnable().select_related("row__scorecard__cluster"), pk=check_id)
-    services.check_run_request(check=check, requested_by=request.user.get_username())
-    messages.info(request, f"Queued {check.get_kind_display()} on queue {check.row.scorecard.cluster.worker_queue}.")
+    try:
+        services.check_run_request(check=check, requested_by=request.user.get_username())
+    except services.QueueUnavailable as exc:
+        messages.error(request, f"The run {exc}; it is marked failed.")
+    else:
+        queue = check.row.scorecard.cluster.worker_queue
+        messages.info(request, f"Queued {check.get_kind_display()} on queue {queue}.")
     return redirect("scorecard-check", check_id=check.pk)
 
 
@@ -46,6 +55,8 @@ def drill_list(request, cluster_id: int):
             )
         except services.DrillRefused as exc:
             form.add_error(None, str(exc))
+        except services.QueueUnavailable as exc:
+            form.add_error(None, f"The drill {exc}; nothing was started.")
         else:
             messages.success(request, f"Queued the {run.get_scenario_display()} drill on {cluster.name}.")
             return redirect("drills-detail", run_id=run.pk)

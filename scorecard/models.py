@@ -241,6 +241,13 @@ class CheckRun(models.Model):
             return None
         return cls.objects.select_related("check_obj__row__scorecard__cluster__standby").get(pk=run_id)
 
+    @classmethod
+    def fail_unqueued(cls, run_ids: list[int], *, reason: str) -> int:
+        """QUEUED -> FAILED for runs that never reached a worker; returns how many."""
+        return cls.objects.filter(pk__in=run_ids, state=cls.State.QUEUED).update(
+            state=cls.State.FAILED, finished_at=timezone.now(), error=reason[:2000]
+        )
+
     def mark_done(self) -> None:
         """RUNNING -> DONE, only for the claim this object holds: a second delivery that
         reclaimed the run makes this one fail, so its evidence is not written twice."""
