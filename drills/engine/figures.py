@@ -260,7 +260,13 @@ def drill_figures(o: Observed, config: SimpleNamespace) -> tuple[dict, dict]:
         figures["reelection_s"] = figures["metadata"]["reelection_s"]
         if recover_ms is not None:
             figures["catchup_s"] = first_clear_after(o.samples, recover_ms, "under_replicated", since=recover_ms)
-        figures["latency_before"] = latency_summary(records, 0, fault_ms)
+        # "Before" is steady state: records sent once the producer had its first acknowledgement
+        # and the reader its first record, so start-up costs do not pass for the baseline.
+        first_ack = min((r.acked_ms for r in records if r.acked), default=None)
+        first_read = min((r.consumed_ms for r in records if r.consumed_ms is not None), default=None)
+        steady_ms = max(first_ack, first_read) if first_ack is not None and first_read is not None else 0.0
+        figures["steady_from_s"] = round(steady_ms / 1000, 3)
+        figures["latency_before"] = latency_summary(records, steady_ms, fault_ms)
         figures["latency_during"] = latency_summary(records, fault_ms, recover_ms or fault_ms)
         if o.client_fault == Scenario.LAG_CATCH_UP:
             figures.update(catch_up(records, recover_ms))

@@ -152,9 +152,9 @@ class Traffic:
         reader = kafka.LiveReader(self.connection, topic=self.config.topic, start=self.start, timeout=10)
         try:
             while not self._stop_consuming.is_set():
-                if self.consumer_paused.is_set():
-                    time.sleep(0.02)
-                    continue
+                # Paused with the client's pause/resume (lag catch-up): polling goes on, fetching stops.
+                if self.consumer_paused.is_set() != reader.paused:
+                    reader.pause() if self.consumer_paused.is_set() else reader.resume()
                 for record in reader.poll(0.05):
                     if record.run == self.run_id:
                         key = (record.partition, record.seq)

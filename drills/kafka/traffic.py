@@ -146,7 +146,19 @@ class LiveReader(_Reader):
                 "topic.metadata.refresh.interval.ms": 50,
             }
         )
-        self._consumer.assign([TopicPartition(topic, p, o) for p, o in start.items()])
+        self._assignment = [TopicPartition(topic, p, o) for p, o in start.items()]
+        self._consumer.assign(self._assignment)
+        self.paused = False
+
+    def pause(self) -> None:
+        """Stop fetching with the client's own pause: nothing is prefetched meanwhile, so the
+        backlog stays on the cluster and a resume fetches it from there."""
+        self._consumer.pause(self._assignment)
+        self.paused = True
+
+    def resume(self) -> None:
+        self._consumer.resume(self._assignment)
+        self.paused = False
 
 
 class GroupReader(_Reader):
