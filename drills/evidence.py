@@ -68,6 +68,9 @@ def drill_row_verdicts(run: DrillRun) -> list[tuple[str, Status, str]]:
                 f"; {group.get('partitions_resumed', 0)} of {group.get('partitions_committed', 0)} partitions resumed"
                 f" in {_fmt(f.get('consumer_resume_s'))} with a gap of {gap} records"
             )
+        counts = f.get("consumer_anomalies", {}).get("counts", {})
+        if any(counts.values()):
+            summary += "; live reader: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n)
         if "catch_up_s" in f:
             summary += f"; caught up {f.get('catch_up_records')} records in {f['catch_up_s']} s"
         unresumed = group.get("partitions_resumed", 0) < group.get("partitions_committed", 0)
@@ -75,8 +78,19 @@ def drill_row_verdicts(run: DrillRun) -> list[tuple[str, Status, str]]:
             first = group["offset_problems"][0]
             summary += f"; synced offset on partition {first['partition']} {first['problem']}"
         target = p.get("write_rto_target_seconds", 30)
-        fail = rto is None or read_rto is None or rto > target or gap > 0 or unresumed or group.get("offset_problems")
-        rows.append((RowKey.CLIENT_CONTINUITY, verdict(fail=fail, warn=fatal), summary))
+        fail = (
+            rto is None
+            or read_rto is None
+            or rto > target
+            or gap > 0
+            or unresumed
+            or group.get("offset_problems")
+            or counts.get("poll_skips")
+            or counts.get("unseen")
+        )
+        rows.append(
+            (RowKey.CLIENT_CONTINUITY, verdict(fail=fail, warn=fatal or counts.get("non_monotonic_polls")), summary)
+        )
     automation_fail = run.outcome == Outcome.FAILED or (run.error and not run.tripped_guardrail)
     automation_summary = f"{label}: {run.outcome or run.state}"
     if run.tripped_guardrail:

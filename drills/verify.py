@@ -96,3 +96,46 @@ def percentile(values: list[float], fraction: float) -> float | None:
     ordered = sorted(values)
     rank = math.ceil(fraction * len(ordered))
     return ordered[min(len(ordered), max(1, rank)) - 1]
+
+
+class PollWatch:
+    """What a live consumer's successive reads show, partition by partition (the anomalies
+    Jepsen's Kafka workload checks): a *poll skip* jumps over offsets the consumer should have
+    seen; a *non-monotonic poll* goes back to an offset it already passed, with no restart or
+    rebalance to explain it (the drill's reader never restarts). Each keeps its first examples."""
+
+    def __init__(self):
+        self.last: dict[int, int] = {}
+        self.skips: dict[int, dict] = {}
+        self.backwards: dict[int, dict] = {}
+
+    @staticmethod
+    def _note(found: dict[int, dict], partition: int, example: list[int]) -> None:
+        entry = found.setdefault(partition, {"count": 0, "examples": []})
+        entry["count"] += 1
+        if len(entry["examples"]) < MAX_LISTED:
+            entry["examples"].append(example)
+
+    def observe(self, partition: int, offset: int) -> None:
+        last = self.last.get(partition)
+        if last is not None:
+            if offset > last + 1:
+                self._note(self.skips, partition, [last, offset])
+            elif offset <= last:
+                self._note(self.backwards, partition, [last, offset])
+        self.last[partition] = offset if last is None else max(last, offset)
+
+    def as_dict(self) -> dict:
+        return {
+            "poll_skips": {str(p): v for p, v in sorted(self.skips.items())},
+            "non_monotonic_polls": {str(p): v for p, v in sorted(self.backwards.items())},
+        }
+
+
+def unseen_by_reader(acked: Iterable[tuple[int, int]], consumed: set[tuple[int, int]]) -> dict:
+    """The (partition, seq) given that the live reader never read, per partition, first examples."""
+    unseen: dict[int, list[int]] = defaultdict(list)
+    for partition, seq in acked:
+        if (partition, seq) not in consumed:
+            unseen[partition].append(seq)
+    return {str(p): {"count": len(seqs), "examples": sorted(seqs)[:MAX_LISTED]} for p, seqs in sorted(unseen.items())}

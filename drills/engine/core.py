@@ -334,6 +334,7 @@ class DrillEngine:
                 fatal_errors=self.traffic.fatal_errors,
                 manual_steps=self.manual_steps,
                 guardrails=self.guardrails.limits(),
+                polls=self.traffic.polls.as_dict(),
             ),
             self.config,
         )

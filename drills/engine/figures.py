@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from drills.engine.base import Clock, Window
 from drills.kafka import ConsumedRecord, Delivery
 from drills.models import Outcome
-from drills.verify import percentile, verify_sequences
+from drills.verify import percentile, unseen_by_reader, verify_sequences
 from scorecard.catalog import CLIENT_FAULTS, Scenario
 
 
@@ -112,6 +112,7 @@ class Observed:
     fatal_errors: list[dict]
     manual_steps: int
     guardrails: dict
+    polls: dict  # PollWatch.as_dict() of the live reader
 
 
 def first_clear_after(samples: list[dict], t_ms: float, key: str, *, since: float | None = None) -> float | None:
@@ -274,6 +275,7 @@ def drill_figures(o: Observed, config: SimpleNamespace) -> tuple[dict, dict]:
         figures[o.client_fault] = o.group_figures
         if o.resume_ns and o.fault.started_ns:
             figures["consumer_resume_s"] = round((o.resume_ns - o.fault.started_ns) / 1e9, 3)
+    figures["consumer_anomalies"] = consumer_anomalies(o, records)
     if fault_ms is not None:
         figures["effect"] = observed_effect(figures, records, scenario=o.scenario, fault_ms=fault_ms, slo_ms=slo)
     figures["guardrails"] = o.guardrails
@@ -290,6 +292,26 @@ def drill_figures(o: Observed, config: SimpleNamespace) -> tuple[dict, dict]:
     return figures, timeline
 
 
+def consumer_anomalies(o: Observed, records: list[TimelineRecord]) -> dict:
+    """The live reader's view: poll skips and non-monotonic polls, acknowledged records it never
+    read by the end of the settle phase, and the worst real-time lag (ack to read) per partition."""
+    # Unseen: acknowledged and still in the log afterwards (lost records are the RPO's), yet never
+    # read by the live reader.
+    kept = {(r.partition, r.seq) for r in o.read_back if r.run == o.run_id}
+    acked = ((d.partition, d.seq) for d in o.deliveries if d.acked_ns and not d.error and (d.partition, d.seq) in kept)
+    worst: dict[int, float] = {}
+    for r in records:
+        if r.acked and r.consumed_ms is not None:
+            worst[r.partition] = max(worst.get(r.partition, 0.0), r.consumed_ms - r.acked_ms)
+    anomalies = {**o.polls, "unseen": unseen_by_reader(acked, set(o.consumed))}
+    anomalies["worst_lag_ms"] = {str(p): round(v, 1) for p, v in sorted(worst.items())}
+    anomalies["counts"] = {
+        name: sum(v["count"] for v in anomalies[name].values())
+        for name in ("poll_skips", "non_monotonic_polls", "unseen")
+    }
+    return anomalies
+
+
 def drill_failures(figures: dict) -> list[str]:
     """Why a drill whose fault bit failed: lost records, figures that never recovered, a
     group that did not resume cleanly."""
@@ -303,6 +325,11 @@ def drill_failures(figures: dict) -> list[str]:
         "reads not recovered" if figures.get("read_rto_s") is None else "",
         "leaders not re-elected" if metadata.get("loss_observed") and figures.get("reelection_s") is None else "",
         f"a gap of {group['gap_records']} records" if group.get("gap_records") else "",
+        *(
+            f"{n} {name.replace('_', ' ')} by the live reader"
+            for name, n in figures.get("consumer_anomalies", {}).get("counts", {}).items()
+            if n and name != "non_monotonic_polls"
+        ),
         "partitions not resumed" if group.get("partitions_resumed", 0) < group.get("partitions_committed", 0) else "",
         f"synced offsets unusable on {len(group['offset_problems'])} partitions"
         if group.get("offset_problems")

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 from drills import kafka
 from drills.engine.base import Clock
+from drills.verify import PollWatch
 
 METADATA_EVERY = 0.25
 METADATA_TIMEOUT = 0.5
@@ -42,6 +43,7 @@ class Traffic:
         self.lock = threading.Lock()
         self.deliveries: list[kafka.Delivery] = []
         self.consumed: dict[tuple[int, int], int] = {}
+        self.polls = PollWatch()  # offsets in the order the live reader got them
         self._unseen: set[tuple[int, int]] = set()  # acknowledged, not consumed yet
         self.sent = self.acked = self.failed = 0
         self.last_ack_ns = 0
@@ -156,6 +158,7 @@ class Traffic:
                 if self.consumer_paused.is_set() != reader.paused:
                     reader.pause() if self.consumer_paused.is_set() else reader.resume()
                 for record in reader.poll(0.05):
+                    self.polls.observe(record.partition, record.offset)
                     if record.run == self.run_id:
                         key = (record.partition, record.seq)
                         with self.lock:

@@ -61,3 +61,34 @@ def test_percentile_is_nearest_rank():
     assert percentile(values, 0.99) == 99
     assert percentile([], 0.5) is None
     assert percentile([7.0], 0.99) == 7.0
+
+
+def test_a_live_reader_that_jumps_over_offsets_shows_poll_skips_with_examples():
+    from drills.verify import PollWatch
+
+    watch = PollWatch()
+    for partition, offset in [(0, 10), (0, 11), (0, 14), (1, 3), (0, 15), (1, 4), (1, 9)]:
+        watch.observe(partition, offset)
+    found = watch.as_dict()
+    assert found["poll_skips"] == {"0": {"count": 1, "examples": [[11, 14]]}, "1": {"count": 1, "examples": [[4, 9]]}}
+    assert found["non_monotonic_polls"] == {}
+
+
+def test_a_live_reader_that_goes_back_without_a_restart_shows_non_monotonic_polls():
+    from drills.verify import PollWatch
+
+    watch = PollWatch()
+    for offset in [5, 6, 7, 3, 4, 8]:
+        watch.observe(2, offset)
+    found = watch.as_dict()
+    # 7 -> 3 goes back; 3 and 4 are at or below what was already read; 8 continues without a skip.
+    assert found["non_monotonic_polls"] == {"2": {"count": 2, "examples": [[7, 3], [7, 4]]}}
+    assert found["poll_skips"] == {}
+
+
+def test_acknowledged_records_the_reader_never_saw_are_unseen_per_partition():
+    from drills.verify import unseen_by_reader
+
+    acked = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
+    consumed = {(0, 0), (0, 2), (1, 0), (1, 1)}
+    assert unseen_by_reader(acked, consumed) == {"0": {"count": 1, "examples": [1]}}
