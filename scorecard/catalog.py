@@ -150,6 +150,8 @@ SPECS: dict[str, tuple[Param, ...]] = {
     "ack_write": (
         Param("records", "int", 5000, "Records to produce and verify.", 1, 1_000_000),
         Param("topic", "str", "__recovery_probe", "The dedicated probe topic."),
+        Param("replication_factor", "int", 3, "Replication factor the probe topic must have (capped at the "
+              "broker count); used when the probe creates it.", 1, 100),
         _timeout(30, 50),
     ),
     "bootstrap_endpoints": (
@@ -206,6 +208,8 @@ SPECS: dict[str, tuple[Param, ...]] = {
         Param("zone", "str", None, "Zone (rack) to lose (default: the busiest leader's).", optional=True),
         Param("move_leaders", "bool", False, "Move the lost brokers' leaders to survivors (controller failover)."),
         Param("topic", "str", "__recovery_probe", "The probe topic the drill writes to."),
+        Param("replication_factor", "int", 3, "Replication factor the probe topic must have (capped at the "
+              "broker count); used when the drill creates it.", 1, 100),
         Param("canary_group", "str", None, "Standby cutover: the group whose synced offsets are rehearsed.",
               optional=True),
         Param("canary_topic", "str", None, "Standby cutover: the topic the canary group consumes.", optional=True),

@@ -20,6 +20,7 @@ from drills.engine.figures import Observed, drill_figures, drill_outcome
 from drills.engine.guardrails import Guardrails
 from drills.engine.traffic import MetadataWatcher, Traffic
 from drills.models import Outcome
+from drills.probe_topic import probe_topic_ready
 from drills.scenarios import FaultPlan
 from scorecard.catalog import Scenario
 
@@ -237,10 +238,11 @@ class DrillEngine:
         except PreflightRefused as exc:
             self.event("refused", reason=str(exc))
             return DrillResult.refused(str(exc))
-        metadata = kafka.cluster_metadata(self.connection, timeout=10, topic=c.topic)
-        partitions = [p.id for p in metadata.topic_partitions(c.topic) if p.id >= 0]
-        if not partitions:
-            raise kafka.KafkaCallError(f"the probe topic {c.topic} does not exist")
+        topic = probe_topic_ready(self.connection, name=c.topic, replication_factor=c.replication_factor, timeout=10)
+        self.probe_topic = topic.as_dict()
+        self.event("probe_topic", **self.probe_topic)
+        metadata = topic.metadata
+        partitions = [p.id for p in topic.partitions]
         self.baseline = {
             "brokers": len(metadata.brokers),
             "leaders": {str(p.id): p.leader for p in metadata.topic_partitions(c.topic) if p.id >= 0},
@@ -338,6 +340,7 @@ class DrillEngine:
             ),
             self.config,
         )
+        figures["probe_topic"] = self.probe_topic
         if refused:
             figures["refused"] = refused
             return DrillResult(Outcome.REFUSED, figures, timeline, "", "", self.manual_steps)

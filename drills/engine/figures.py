@@ -123,10 +123,6 @@ def first_clear_after(samples: list[dict], t_ms: float, key: str, *, since: floa
     return None
 
 
-# A loss must show in this many consecutive samples: one slow metadata answer is not an outage.
-LOSS_SAMPLES = 2
-
-
 def _led(sample: dict, baseline: dict) -> bool:
     """Answered, every partition led by a live broker, and every partition of the probe topic
     still there (a broker that restarts empty forgets its topics)."""
@@ -135,23 +131,30 @@ def _led(sample: dict, baseline: dict) -> bool:
     return set(baseline.get("leaders", {})) <= set(sample.get("leaders", {}))
 
 
-def _lossy(sample: dict, baseline: dict) -> bool:
-    """Not led as above, or fewer brokers than before the fault."""
-    return not _led(sample, baseline) or sample["brokers"] < baseline.get("brokers", 0)
+def _loss(sample: dict, baseline: dict) -> str:
+    """'certain' for a loss no healthy cluster shows (a refused connection, a leaderless or
+    missing partition, fewer brokers), 'maybe' for a metadata request that timed out (a slow
+    answer under load looks the same), '' for none."""
+    if "error" in sample:
+        return "maybe" if "timed out" in sample["error"] else "certain"
+    if not _led(sample, baseline) or sample["brokers"] < baseline.get("brokers", 0):
+        return "certain"
+    return ""
 
 
 def leadership(samples: list[dict], fault_ms: float, baseline: dict) -> dict:
     """What the metadata samples taken after the confirmed fault show.
 
-    Re-election runs from the first sample showing the loss (seen in LOSS_SAMPLES samples in a
-    row) to the first sample after it in which every partition has a live leader (a stopped
-    broker may still be gone). It
+    Re-election runs from the first sample showing the loss (a timed-out request only when the
+    next sample shows it too) to the first sample after it in which every partition has a live
+    leader (a stopped broker may still be gone). It
     is None with `loss_observed` False when no loss was seen (not observed, never a small
     number), and None with it True when leaders never came back within the drill."""
     after = [s for s in samples if s.get("t_ms", 0) >= fault_ms]
-    lossy = [_lossy(s, baseline) for s in after]
+    loss = [_loss(s, baseline) for s in after]
+    # A timed-out request counts only when the next sample shows a loss too.
     lost = next(
-        (i for i in range(len(after)) if all(lossy[i : i + LOSS_SAMPLES]) and (i + LOSS_SAMPLES <= len(after))),
+        (i for i, kind in enumerate(loss) if kind == "certain" or (kind and i + 1 < len(loss) and loss[i + 1])),
         None,
     )
     answered = [s for s in after if "error" not in s]

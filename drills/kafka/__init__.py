@@ -13,6 +13,7 @@ that need a customer's cluster to misbehave patch those package attributes.
 
 from drills.kafka.admin import (
     ClusterMetadata,
+    PartitionInfo,
     TopicPartitionKey,
     acl_bindings,
     broker_configs,
@@ -53,6 +54,7 @@ __all__ = [
     "KafkaCallError",
     "LibrdkafkaNotFound",
     "LiveReader",
+    "PartitionInfo",
     "ProduceResult",
     "SustainedProducer",
     "TopicPartitionKey",

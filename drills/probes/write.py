@@ -8,7 +8,8 @@ from collections import Counter
 from types import SimpleNamespace
 
 from drills import kafka
-from drills.probes.base import ProbeContext, ProbeResult, error, unsupported
+from drills.probe_topic import ProbeTopicMissing, probe_topic_ready
+from drills.probes.base import ProbeContext, ProbeResult, error
 from drills.verify import percentile, verify_sequences
 from scorecard.models import Status
 from scorecard.status import verdict
@@ -22,31 +23,16 @@ def ack_write(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
     started = time.monotonic()
     timeout = params.timeout_seconds
     run = uuid.uuid4().hex[:12]
-    metadata = None
     try:
-        metadata = kafka.cluster_metadata(ctx.connection, timeout=timeout, topic=params.topic)
-        partitions = [p for p in metadata.topic_partitions(params.topic) if p.id >= 0]
-        if not partitions:
-            kafka.topic_create(
-                ctx.connection,
-                name=params.topic,
-                partitions=max(3, len(metadata.brokers)),
-                replication_factor=min(3, len(metadata.brokers)),
-                timeout=timeout,
-            )
-            metadata = kafka.cluster_metadata(ctx.connection, timeout=timeout, topic=params.topic)
-            partitions = [p for p in metadata.topic_partitions(params.topic) if p.id >= 0]
-        if not partitions:
-            return error(f"probe topic {params.topic} has no partitions")
+        topic = probe_topic_ready(
+            ctx.connection, name=params.topic, replication_factor=params.replication_factor, timeout=timeout
+        )
+        metadata, partitions = topic.metadata, topic.partitions
         start, unavailable = kafka.list_offsets(
             ctx.connection, [(params.topic, p.id) for p in partitions], timeout=timeout
         )
-    except kafka.UnsupportedApi as exc:
-        brokers = len(metadata.brokers) if metadata else 1
-        return unsupported(
-            exc,
-            hint=f"create the probe topic {params.topic} with at least {brokers} partitions, one led by each broker",
-        )
+    except ProbeTopicMissing as exc:
+        return error(exc.reason, probe_topic=params.topic)
     except kafka.KafkaCallError as exc:
         return error(exc.reason, elapsed_s=round(time.monotonic() - started, 3))
 
@@ -97,7 +83,7 @@ def ack_write(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
     except kafka.KafkaCallError as exc:
         read_back = []
         read_error.append(exc.reason)
-    return _result(
+    result = _result(
         params,
         run,
         produced,
@@ -108,6 +94,11 @@ def ack_write(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
         {f"{t}[{p}]": reason for (t, p), reason in sorted(unavailable.items())},
         started,
     )
+    result.measurements["probe_topic"] = topic.as_dict()
+    if topic.problems and result.status == Status.PASS:
+        # A topic that cannot show every broker's loss is not a full verification.
+        return ProbeResult(Status.WARN, f"{result.summary}; probe topic: {topic.problems[0]}", result.measurements)
+    return result
 
 
 def _result(

@@ -73,7 +73,9 @@ def leader_samples(*offline_by_t: tuple[float, object]) -> list[dict]:
     samples = []
     for t, state in offline_by_t:
         if state == "error":
-            samples.append({"t_ms": t, "error": "Metadata: cluster unreachable"})
+            samples.append({"t_ms": t, "error": "Metadata: cluster unreachable or not answering (transport failure)"})
+        elif state == "timeout":
+            samples.append({"t_ms": t, "error": "Metadata timed out: Local: Timed out"})
         else:
             samples.append({"t_ms": t, "brokers": 3, "offline": state, "leaders": {"0": 1}})
     return samples
@@ -92,9 +94,13 @@ def test_reelection_runs_from_the_observed_loss_to_every_partition_led():
 def test_no_loss_seen_is_not_observed_never_a_small_number():
     seen = leadership(leader_samples((1100, 0), (1350, 0), (1600, 0)), 1000, BASELINE)
     assert seen["loss_observed"] is False and seen["reelection_s"] is None
-    # One unanswered sample is a slow answer, not an outage.
-    seen = leadership(leader_samples((1100, 0), (1350, "error"), (1600, 0)), 1000, BASELINE)
+    # One request that timed out is a slow answer, not an outage; a refused one is a loss.
+    seen = leadership(leader_samples((1100, 0), (1350, "timeout"), (1600, 0)), 1000, BASELINE)
     assert seen["loss_observed"] is False
+    seen = leadership(leader_samples((1100, 0), (1350, "timeout"), (1600, 2), (1850, 0)), 1000, BASELINE)
+    assert seen["loss_observed"] is True and seen["reelection_s"] == 0.5
+    seen = leadership(leader_samples((1100, 0), (1350, "error"), (1600, 0)), 1000, BASELINE)
+    assert seen["loss_observed"] is True and seen["reelection_s"] == 0.25
 
 
 def test_a_silent_cluster_is_a_loss_and_leaders_never_back_is_not_recovered():

@@ -1,3 +1,4 @@
+import dataclasses
 import socket
 import time
 
@@ -160,3 +161,52 @@ def test_a_closed_port_is_error_naming_the_refusal_without_waiting_the_timeout(k
     assert result.status == "ERROR"
     assert f"127.0.0.1:{port}: connection refused" in result.summary
     assert time.monotonic() - started < 30  # the refusal, not the 30 s timeout, ended it
+
+
+@pytest.fixture
+def no_create_topics(monkeypatch, shared_sandbox):
+    """A customer's cluster that neither auto-creates topics nor offers CreateTopics (the
+    sandbox auto-creates on a metadata request, so the seam answers as that cluster would)."""
+    real = kafka.cluster_metadata
+
+    def without_topic(connection, *, timeout, topic=None, **kwargs):
+        answer = real(connection, timeout=timeout, **kwargs)
+        return dataclasses.replace(answer, partitions=())
+
+    def refuse(*args, **kwargs):
+        raise kafka.UnsupportedApi("CreateTopics")
+
+    monkeypatch.setattr(kafka, "cluster_metadata", without_topic)
+    monkeypatch.setattr(kafka, "topic_create", refuse)
+    return shared_sandbox
+
+
+def test_a_missing_probe_topic_the_cluster_will_not_create_is_error_naming_what_to_create(no_create_topics):
+    result = probe("ack_write", no_create_topics.connection, records=10)
+    assert result.status == "ERROR"
+    assert "create the probe topic __recovery_probe with 3 partitions and replication factor 3" in result.summary
+
+
+def test_a_drill_without_its_probe_topic_names_what_to_create(no_create_topics):
+    from drills.actuators import SandboxActuator
+    from drills.engine import DrillEngine, Hooks
+    from drills.scenarios import FaultPlan
+
+    config = catalog.parse("drill", {"baseline_seconds": 1, "fault_seconds": 1})
+    with pytest.raises(kafka.KafkaCallError, match="create the probe topic __recovery_probe with 3 partitions"):
+        DrillEngine(
+            connection=no_create_topics.connection,
+            actuator=SandboxActuator(no_create_topics.control_path),
+            plan=FaultPlan("nothing", scenario="broker_loss"),
+            config=config,
+            hooks=Hooks(),
+        ).run()
+
+
+def test_a_probe_topic_whose_leaders_miss_a_broker_warns(shared_sandbox):
+    shared_sandbox.control.call("topic_create", name="lopsided-probe", partitions=1, replication_factor=3)
+    result = probe("ack_write", shared_sandbox.connection, topic="lopsided-probe", records=50)
+    assert result.status == "WARN", result.summary
+    topic = result.measurements["probe_topic"]
+    assert topic["partitions"] == 1 and len(topic["leaders"]) == 1
+    assert any("lead no partition" in problem for problem in topic["problems"])
