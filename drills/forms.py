@@ -31,8 +31,6 @@ class DrillForm(forms.Form):
         for name in DRILL_FORM_PARAMS:
             param = spec[name]
             field = param_field(param)
-            # Left empty, a parameter takes its default (the catalogue's parse fills it in).
-            field.required = not param.optional and param.kind != "bool" and param.default is None
             if param.kind != "bool":
                 field.initial = param.default
             self.fields[name] = field

@@ -106,16 +106,17 @@ class NotApplicableForm(forms.ModelForm):
 def param_field(param: catalog.Param) -> forms.Field:
     """The form field of one declared parameter; the catalogue's parse() has the last word."""
     common = {"label": param.title, "help_text": param.help}
+    # Left empty, a parameter with a default takes it (the catalogue's parse fills it in).
+    required = not param.optional and param.default is None
     if param.kind == "int":
-        return forms.IntegerField(
-            required=not param.optional, min_value=param.minimum, max_value=param.maximum, **common
-        )
+        return forms.IntegerField(required=required, min_value=param.minimum, max_value=param.maximum, **common)
     if param.kind == "float":
-        return forms.FloatField(required=True, min_value=param.minimum, max_value=param.maximum, **common)
+        return forms.FloatField(required=required, min_value=param.minimum, max_value=param.maximum, **common)
     if param.kind == "bool":
         return forms.BooleanField(required=False, **common)
     if param.kind == "str":
         return forms.CharField(
+            required=required,
             validators=[RegexValidator(f"^{catalog.NAME_PATTERN}$", "Use letters, digits, '.', '_' or '-'.")],
             **common,
         )
@@ -160,6 +161,8 @@ class ParamsForm(forms.Form):
                 value = [item.strip() for item in (value or "").split(",") if item.strip()]
             elif param.kind == "choices":
                 value = list(value or [])
+            elif value is None and param.default is not None:
+                continue  # left empty: the default
             values[param.name] = value
         try:
             self.parsed = vars(catalog.parse(self.check.kind, values))

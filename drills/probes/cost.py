@@ -2,16 +2,91 @@
 measured throughput, against the monthly budget. The evidence shows the arithmetic."""
 
 import time
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 from drills import kafka
 from drills.probes.base import ProbeContext, ProbeResult, error, is_internal, listed
 from scorecard.status import verdict
 
-SECONDS_PER_MONTH = 30 * 24 * 3600
+# One month for transfer and for hours: 8,760 h a year / 12.
 HOURS_PER_MONTH = 730
+SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
+# Kafka's v2 record format: each record carries about 20 bytes of varint framing (length,
+# attributes, timestamp and offset deltas, key and value lengths, header count), each batch a
+# 61-byte header shared by the records in it. Compression is not modelled.
+RECORD_OVERHEAD_BYTES = 20
+BATCH_OVERHEAD_BYTES = 61
 SIZE_SAMPLE_PARTITIONS = 20
 SIZE_SAMPLE_RECORDS = 50
+
+
+@dataclass(frozen=True)
+class PartitionLoad:
+    """One partition's bytes per second on the wire and where its replicas live."""
+
+    name: str
+    bytes_per_s: float
+    leader_zone: str | None
+    follower_zones: tuple[str | None, ...]
+
+
+def share_elsewhere(zone: str | None, clients: list[str], zones: list[str]) -> float:
+    """The share of clients outside `zone`: clients in the named zones (equal shares), or spread
+    evenly over the brokers' zones when none are named."""
+    where = clients or zones
+    return sum(1 for z in where if z != zone) / len(where) if where else 0.0
+
+
+def monthly_cost(
+    loads: list[PartitionLoad],
+    *,
+    zones: list[str],
+    brokers: int,
+    standby_brokers: int,
+    params: SimpleNamespace,
+) -> dict:
+    """Every cost line of the month with its arithmetic, in $ (DESIGN.md section 4)."""
+    consumer_zones = params.consumer_zones or zones
+    producer_bps = sum(
+        load.bytes_per_s * share_elsewhere(load.leader_zone, params.producer_zones, zones) for load in loads
+    )
+    replication_bps = sum(
+        load.bytes_per_s * sum(1 for z in load.follower_zones if z != load.leader_zone) for load in loads
+    )
+    consumer_bps = 0.0
+    for load in loads:
+        replicas = {load.leader_zone, *load.follower_zones}
+        # With fetch-from-follower (KIP-392) a consumer reads a replica in its own zone when there is one.
+        crossing = [
+            z for z in consumer_zones if not (params.fetch_from_follower and z in replicas) and z != load.leader_zone
+        ]
+        consumer_bps += (
+            load.bytes_per_s * params.consumer_fanout * (len(crossing) / len(consumer_zones) if consumer_zones else 0)
+        )
+    price_gb, price_hour = params.price_cross_zone_gb, params.price_broker_hour
+    lines, costs = [], {}
+    for key, label, bps in (
+        ("producer_to_leader", "producer to leader", producer_bps),
+        ("replication", "replication to followers", replication_bps),
+        ("leader_to_consumer", "leader to consumers", consumer_bps),
+    ):
+        gb = bps * SECONDS_PER_MONTH / 1e9
+        costs[key] = round(gb * price_gb, 2)
+        lines.append(
+            f"cross-zone {label}: {bps / 1e6:.6f} MB/s x {SECONDS_PER_MONTH:,} s = {gb:,.3f} GB x ${price_gb:g}/GB "
+            f"= ${costs[key]:,.2f}"
+        )
+    for key, label, count in (("brokers", "brokers", brokers), ("standby", "standby brokers", standby_brokers)):
+        costs[key] = round(count * HOURS_PER_MONTH * price_hour, 2)
+        lines.append(f"{label}: {count} x {HOURS_PER_MONTH} h x ${price_hour:g}/h = ${costs[key]:,.2f}")
+    costs["total"] = round(sum(costs.values()), 2)
+    lines.append(f"total: ${costs['total']:,.2f} per month against a budget of ${params.monthly_budget:,.2f}")
+    gb = {
+        k: round(v * SECONDS_PER_MONTH / 1e9, 3)
+        for k, v in (("producer", producer_bps), ("replication", replication_bps), ("consumer", consumer_bps))
+    }
+    return {"costs": costs, "lines": lines, "gb_month": gb}
 
 
 def cost_model(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
@@ -43,24 +118,29 @@ def cost_model(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
             sizes = [s.size for s in samples]
         except kafka.KafkaCallError:
             sizes = []
-    record_bytes = sum(sizes) / len(sizes) if sizes else 0.0
+    value_bytes = sum(sizes) / len(sizes) if sizes else 0.0
+    # Bytes on the wire per record: key and value as sampled, plus the record and batch framing.
+    record_bytes = (
+        value_bytes + RECORD_OVERHEAD_BYTES + BATCH_OVERHEAD_BYTES / params.records_per_batch if sizes else 0.0
+    )
     ingress_bps = sum(rates.values()) * record_bytes
 
     zone_of = {b.id: b.rack for b in metadata.brokers}
     zones = sorted({z for z in zone_of.values() if z})
-    single_zone, cross_zone_bps = [], 0.0
-    per_partition_bps = {k: r * record_bytes for k, r in rates.items()}
+    single_zone, loads = [], []
     for p in partitions:
         replicas = set(p.replicas)
         replica_zones = {zone_of.get(r) for r in replicas} - {None}
         if len(replicas) > 1 and zones and len(replica_zones) < min(len(replicas), len(zones)):
             single_zone.append(f"{p.topic}[{p.id}]")
-        leader_zone = zone_of.get(p.leader)
-        followers_elsewhere = sum(1 for r in replicas - {p.leader} if zone_of.get(r) != leader_zone)
-        cross_zone_bps += per_partition_bps.get((p.topic, p.id), 0.0) * followers_elsewhere
-    zone_count = max(1, len(zones))
-    consumer_share = 0.0 if params.fetch_from_follower else (zone_count - 1) / zone_count
-    consumer_bps = ingress_bps * params.consumer_fanout * consumer_share
+        loads.append(
+            PartitionLoad(
+                f"{p.topic}[{p.id}]",
+                rates.get((p.topic, p.id), 0.0) * record_bytes,
+                zone_of.get(p.leader),
+                tuple(zone_of.get(r) for r in replicas - {p.leader}),
+            )
+        )
 
     standby_brokers, standby_source = params.standby_brokers, "parameter standby_brokers"
     if ctx.standby is not None:
@@ -69,30 +149,17 @@ def cost_model(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
             standby_source = f"brokers of standby {ctx.standby_name}"
         except kafka.KafkaCallError as exc:
             standby_source = f"parameter standby_brokers (standby unreachable: {exc.reason})"
-
-    gb = 1e9
-    replication_gb = cross_zone_bps * SECONDS_PER_MONTH / gb
-    consumer_gb = consumer_bps * SECONDS_PER_MONTH / gb
-    replication_cost = replication_gb * params.price_cross_zone_gb
-    consumer_cost = consumer_gb * params.price_cross_zone_gb
-    broker_hours = len(metadata.brokers) * HOURS_PER_MONTH
-    standby_hours = standby_brokers * HOURS_PER_MONTH
-    broker_cost = broker_hours * params.price_broker_hour
-    standby_cost = standby_hours * params.price_broker_hour
-    total = replication_cost + consumer_cost + broker_cost + standby_cost
+    month = monthly_cost(
+        loads, zones=zones, brokers=len(metadata.brokers), standby_brokers=standby_brokers, params=params
+    )
+    costs, total = month["costs"], month["costs"]["total"]
     arithmetic = [
-        f"ingress: {sum(rates.values()):.1f} records/s x {record_bytes:.0f} B = {ingress_bps / 1e6:.4f} MB/s "
-        f"(sampled over {interval:.1f} s)",
-        f"cross-zone replication: {cross_zone_bps / 1e6:.4f} MB/s x {SECONDS_PER_MONTH} s = {replication_gb:.2f} GB "
-        f"x ${params.price_cross_zone_gb:g}/GB = ${replication_cost:.2f}",
-        f"consumer cross-zone fetch: {ingress_bps / 1e6:.4f} MB/s x fan-out {params.consumer_fanout:g} x "
-        f"{consumer_share:.2f} = {consumer_gb:.2f} GB/month x ${params.price_cross_zone_gb:g}/GB "
-        f"= ${consumer_cost:.2f}",
-        f"brokers: {len(metadata.brokers)} x {HOURS_PER_MONTH} h x ${params.price_broker_hour:g}/h "
-        f"= ${broker_cost:.2f}",
-        f"standby: {standby_brokers} x {HOURS_PER_MONTH} h x ${params.price_broker_hour:g}/h = ${standby_cost:.2f} "
-        f"({standby_source})",
-        f"total: ${total:.2f} per month against a budget of ${params.monthly_budget:.2f}",
+        f"ingress: {sum(rates.values()):.1f} records/s x {record_bytes:.0f} B on the wire ({value_bytes:.0f} B key and "
+        f"value + {RECORD_OVERHEAD_BYTES} B record + {BATCH_OVERHEAD_BYTES} B batch / {params.records_per_batch}) "
+        f"= {ingress_bps / 1e6:.4f} MB/s (sampled over {interval:.1f} s)",
+        *month["lines"][:-2],
+        month["lines"][-2] + f" ({standby_source})",
+        month["lines"][-1],
     ]
     findings = []
     if not zones:
@@ -106,20 +173,23 @@ def cost_model(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
     return ProbeResult(
         status,
         f"${total:,.2f}/month, {share} the ${params.monthly_budget:,.0f} budget; "
-        f"{replication_gb:.1f} GB cross-zone replication, {len(zones)} zones",
+        f"{month['gb_month']['replication']:.1f} GB cross-zone replication, {len(zones)} zones",
         {
             "zones": zones,
             "brokers_per_zone": {z: sum(1 for v in zone_of.values() if v == z) for z in zones},
             "ingress_records_per_s": round(sum(rates.values()), 3),
-            "record_bytes_avg": round(record_bytes, 1),
+            "record_bytes_avg": round(value_bytes, 1),
+            "wire_bytes_per_record": round(record_bytes, 1),
             "ingress_bytes_per_s": round(ingress_bps, 1),
-            "cross_zone_replication_gb_month": round(replication_gb, 3),
-            "consumer_cross_zone_gb_month": round(consumer_gb, 3),
-            "cost_replication": round(replication_cost, 2),
-            "cost_consumer_fetch": round(consumer_cost, 2),
-            "cost_brokers": round(broker_cost, 2),
-            "cost_standby": round(standby_cost, 2),
-            "cost_total": round(total, 2),
+            "cross_zone_producer_gb_month": month["gb_month"]["producer"],
+            "cross_zone_replication_gb_month": month["gb_month"]["replication"],
+            "consumer_cross_zone_gb_month": month["gb_month"]["consumer"],
+            "cost_producer_to_leader": costs["producer_to_leader"],
+            "cost_replication": costs["replication"],
+            "cost_consumer_fetch": costs["leader_to_consumer"],
+            "cost_brokers": costs["brokers"],
+            "cost_standby": costs["standby"],
+            "cost_total": total,
             "monthly_budget": params.monthly_budget,
             "arithmetic": arithmetic,
             "partitions_not_spread_across_zones": listed(single_zone),

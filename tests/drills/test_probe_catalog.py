@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from drills import kafka
 from drills.models import DrillRun
+from scorecard import catalog
 from tests.conftest import wait_for
 from tests.factories import probe, register
 
@@ -358,3 +359,47 @@ def test_acknowledged_write_fails_when_tansu_loses_acknowledged_records_in_a_res
     # The reused idempotent producer usually enters a fatal state; when it does, the probe says why.
     if result.measurements["producer_fatal_error"]:
         assert "producer fatal" in result.summary
+
+
+def test_cost_model_matches_a_hand_computed_case_to_the_cent():
+    """Three zones, brokers 1/2/3 in a/b/c; p0 (1 MB/s) led in a with followers in b and c, p1
+    (0.5 MB/s) led in b with followers in c and a, p2 (0.25 MB/s) led in c with no follower.
+    A month is 730 h = 2,628,000 s; $0.02 per cross-zone GB, $0.21 per broker-hour.
+
+    producer to leader: 1.75 MB/s x 2/3 = 1.1667 MB/s -> 3,066 GB -> $61.32
+    replication: 1 MB/s x 2 + 0.5 MB/s x 2 = 3 MB/s -> 7,884 GB -> $157.68
+    leader to consumers: as producers (consumers spread over a, b, c) -> $61.32
+    brokers: 3 x 730 h x $0.21 = $459.90; total $740.22
+    with fetch-from-follower only p2 (a replica in c alone) crosses: 0.25 MB/s x 2/3 -> 438 GB -> $8.76
+    """
+    from drills.probes.cost import PartitionLoad, monthly_cost
+
+    loads = [
+        PartitionLoad("t[0]", 1_000_000, "a", ("b", "c")),
+        PartitionLoad("t[1]", 500_000, "b", ("c", "a")),
+        PartitionLoad("t[2]", 250_000, "c", ()),
+    ]
+    params = catalog.parse("cost_model", {})
+    month = monthly_cost(loads, zones=["a", "b", "c"], brokers=3, standby_brokers=0, params=params)
+    assert month["costs"] == {
+        "producer_to_leader": 61.32,
+        "replication": 157.68,
+        "leader_to_consumer": 61.32,
+        "brokers": 459.90,
+        "standby": 0.0,
+        "total": 740.22,
+    }
+    assert month["lines"][1].startswith(
+        "cross-zone replication to followers: 3.000000 MB/s x 2,628,000 s = 7,884.000 GB"
+    )
+    near = monthly_cost(
+        loads, zones=["a", "b", "c"], brokers=3, standby_brokers=0,
+        params=catalog.parse("cost_model", {"fetch_from_follower": True}),
+    )  # fmt: skip
+    assert near["costs"]["leader_to_consumer"] == 8.76
+    # Producers all in zone a: only partitions led elsewhere cross (p1, p2).
+    in_a = monthly_cost(
+        loads, zones=["a", "b", "c"], brokers=3, standby_brokers=0,
+        params=catalog.parse("cost_model", {"producer_zones": ["a"]}),
+    )  # fmt: skip
+    assert in_a["costs"]["producer_to_leader"] == round(750_000 * 2_628_000 / 1e9 * 0.02, 2) == 39.42
