@@ -1,15 +1,15 @@
 """A finished drill's figures handed to the rows they prove (DESIGN.md section 5)."""
 
+from drills.engine.figures import group_figures
 from drills.models import DrillRun, Outcome
-from scorecard.catalog import CLUSTER_FAULTS, ProbeKind, RowKey, Scenario
+from scorecard.catalog import CLUSTER_FAULTS, ProbeKind, RowKey
 from scorecard.evidence import evidence_append
 from scorecard.models import Check, Row, Status
 from scorecard.status import verdict
 
 
-def _drill_check(run: DrillRun, key: str) -> Check:
+def _drill_check(row: Row) -> Check:
     """The row's drill-results check: where drills record, never scheduled."""
-    row = Row.objects.get(scorecard__cluster=run.cluster, key=key)
     check, _ = Check.objects.get_or_create(
         row=row,
         kind=ProbeKind.DRILL_RESULTS,
@@ -55,7 +55,7 @@ def drill_row_verdicts(run: DrillRun) -> list[tuple[str, Status, str]]:
     if f.get("fault_at_s") is not None:
         rto, read_rto = f.get("write_rto_s"), f.get("read_rto_s")
         fatal = len(f.get("producer_fatal_errors") or [])
-        group = f.get(Scenario.CONSUMER_RESTART) or f.get(Scenario.STANDBY_CUTOVER) or {}
+        group = group_figures(f)
         gap = group.get("gap_records", 0)
         summary = (
             f"{label}: write RTO {_fmt(rto, missing=_not_recovered(f))}, "
@@ -132,9 +132,10 @@ def drill_evidence_record(*, run: DrillRun) -> None:
         "guardrails": run.guardrails,
         "tripped_guardrail": run.tripped_guardrail,
     }
+    rows = {row.key: row for row in Row.objects.filter(scorecard__cluster=run.cluster)}
     for key, status, summary in drill_row_verdicts(run):
         evidence_append(
-            check=_drill_check(run, key),
+            check=_drill_check(rows[key]),
             status=status,
             summary=summary,
             measurements=measurements,

@@ -25,7 +25,7 @@ class DrillForm(forms.Form):
     def __init__(self, *args, cluster, scenarios: list[Scenario], **kwargs):
         super().__init__(*args, **kwargs)
         self.cluster = cluster
-        # Only what the cluster's actuator can perform (drills.services.scenarios_offered).
+        # Only what the cluster's actuator can perform (drills.services.scenario_refusal).
         self.fields["scenario"].choices = [(s.value, s.label) for s in scenarios]
         spec = {p.name: p for p in catalog.SPECS["drill"]}
         for name in DRILL_FORM_PARAMS:

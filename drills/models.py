@@ -1,5 +1,6 @@
 """Drill runs: executions of disruptive scenarios, kept as the record drill cadence reads."""
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import models, transaction
@@ -134,7 +135,7 @@ class DrillRun(models.Model):
         return cls.objects.select_related("cluster").filter(pk=run_id, state=cls.State.RECOVERING).first()
 
     @classmethod
-    def abort_unqueued(cls, run_ids: list[int], *, reason: str) -> int:
+    def abort_unqueued(cls, run_ids: "Iterable[int] | models.QuerySet", *, reason: str) -> int:
         """QUEUED -> ABORTED for drills that never reached a worker (they would block the cluster)."""
         return cls.objects.filter(pk__in=run_ids, state=cls.State.QUEUED).update(
             state=cls.State.ABORTED, outcome=Outcome.ABORTED, finished_at=timezone.now(), error=reason[:5000]

@@ -22,6 +22,11 @@ class ProbeTopic:
     created: bool = False
     problems: list[str] = field(default_factory=list)
 
+    @property
+    def not_leading(self) -> list[int]:
+        """Brokers that lead no partition of the topic: their loss would not show in the traffic."""
+        return sorted(self.metadata.broker_ids - {p.leader for p in self.partitions})
+
     def as_dict(self) -> dict:
         return {
             "name": self.name,
@@ -62,11 +67,13 @@ def probe_topic_ready(
     problems = []
     if len(partitions) < brokers:
         problems.append(f"{len(partitions)} partitions for {brokers} brokers: give it at least {brokers}")
-    not_leading = sorted(metadata.broker_ids - {p.leader for p in partitions})
-    if not_leading:
-        problems.append(f"brokers {not_leading} lead no partition of {name}: their loss would not show in the traffic")
+    topic = ProbeTopic(name, partitions, metadata, created, problems)
+    if topic.not_leading:
+        problems.append(
+            f"brokers {topic.not_leading} lead no partition of {name}: their loss would not show in the traffic"
+        )
     rf = min(len(set(p.replicas)) for p in partitions)
     wanted_rf = min(replication_factor, brokers)
     if rf < wanted_rf:
         problems.append(f"replication factor {rf}, below the configured {wanted_rf}")
-    return ProbeTopic(name, partitions, metadata, created, problems)
+    return topic

@@ -65,12 +65,9 @@ def runs_never_queued_expire() -> tuple[int, int]:
         f"not picked up by a worker within {settings.RUN_QUEUE_TIMEOUT_SECONDS} s: "
         "is a worker serving the cluster's queue?"
     )
-    checks = list(
-        CheckRun.objects.filter(state=CheckRun.State.QUEUED, created_at__lt=older).values_list("pk", flat=True)
-    )
-    drills = list(
-        DrillRun.objects.filter(state=DrillRun.State.QUEUED, created_at__lt=older).values_list("pk", flat=True)
-    )
+    # Subqueries: one UPDATE each.
+    checks = CheckRun.objects.filter(state=CheckRun.State.QUEUED, created_at__lt=older).values("pk")
+    drills = DrillRun.objects.filter(state=DrillRun.State.QUEUED, created_at__lt=older).values("pk")
     return CheckRun.fail_unqueued(checks, reason=reason), DrillRun.abort_unqueued(drills, reason=reason)
 
 
@@ -90,10 +87,6 @@ def scenario_refusal(cluster: Cluster, scenario: str, *, move_leaders: bool = Fa
     if moves and cluster.actuator == Actuator.COMMAND:
         return f"the command actuator of {cluster.name} stops and starts brokers; it cannot move leaders ({label})"
     return ""
-
-
-def scenarios_offered(cluster: Cluster) -> list[Scenario]:
-    return [s for s in Scenario if not scenario_refusal(cluster, s)]
 
 
 def drill_run_start(*, cluster: Cluster, scenario: str, params: dict, requested_by: str) -> DrillRun:

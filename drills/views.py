@@ -44,7 +44,10 @@ def check_run(request, check_id: int):
 @login_required
 def drill_list(request, cluster_id: int):
     cluster = get_object_or_404(Cluster, pk=cluster_id)
-    form = DrillForm(request.POST or None, cluster=cluster, scenarios=services.scenarios_offered(cluster))
+    # Only what the cluster's actuator can perform is offered; the rest is listed with the reason.
+    refusals = {s: services.scenario_refusal(cluster, s) for s in Scenario}
+    offered = [s for s, reason in refusals.items() if not reason]
+    form = DrillForm(request.POST or None, cluster=cluster, scenarios=offered)
     if request.method == "POST" and form.is_valid():
         try:
             run = services.drill_run_start(
@@ -61,7 +64,7 @@ def drill_list(request, cluster_id: int):
             messages.success(request, f"Queued the {run.get_scenario_display()} drill on {cluster.name}.")
             return redirect("drills-detail", run_id=run.pk)
     runs = DrillRun.objects.filter(cluster=cluster)[:50]
-    not_offered = [(s.label, reason) for s in Scenario if (reason := services.scenario_refusal(cluster, s))]
+    not_offered = [(s.label, reason) for s, reason in refusals.items() if reason]
     context = {"cluster": cluster, "form": form, "runs": runs, "not_offered": not_offered}
     return render(request, "drills/list.html", context)
 

@@ -1,5 +1,6 @@
 """The record: clusters, their scorecards and rows, checks, runs and evidence."""
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
@@ -242,7 +243,7 @@ class CheckRun(models.Model):
         return cls.objects.select_related("check_obj__row__scorecard__cluster__standby").get(pk=run_id)
 
     @classmethod
-    def fail_unqueued(cls, run_ids: list[int], *, reason: str) -> int:
+    def fail_unqueued(cls, run_ids: "Iterable[int] | models.QuerySet", *, reason: str) -> int:
         """QUEUED -> FAILED for runs that never reached a worker; returns how many."""
         return cls.objects.filter(pk__in=run_ids, state=cls.State.QUEUED).update(
             state=cls.State.FAILED, finished_at=timezone.now(), error=reason[:2000]

@@ -19,6 +19,17 @@ class CheckView:
     latest: Evidence | None
 
 
+def _check_view(check: Check, latest: Evidence | None, now: datetime) -> CheckView:
+    status = check_status(
+        not_applicable=check.not_applicable,
+        latest_status=latest.status if latest else None,
+        latest_at=latest.collected_at if latest else None,
+        max_age=timedelta(seconds=check.max_age_seconds),
+        now=now,
+    )
+    return CheckView(check, status, latest)
+
+
 @dataclass
 class RowView:
     row: Row
@@ -58,17 +69,7 @@ def scorecard_views(*, scorecards: list[Scorecard], now: datetime | None = None)
         latest = {e.check_obj_id: e for e in candidates if (e.check_obj_id, e.seq) in wanted}
     by_scorecard: dict[int, list[RowView]] = {s.pk: [] for s in scorecards}
     for row in sorted(rows, key=lambda r: r.position):
-        check_views = []
-        for check in row.checks.all():
-            evidence = latest.get(check.pk)
-            status = check_status(
-                not_applicable=check.not_applicable,
-                latest_status=evidence.status if evidence else None,
-                latest_at=evidence.collected_at if evidence else None,
-                max_age=timedelta(seconds=check.max_age_seconds),
-                now=now,
-            )
-            check_views.append(CheckView(check, status, evidence))
+        check_views = [_check_view(check, latest.get(check.pk), now) for check in row.checks.all()]
         status = row_status(
             (c.status for c in check_views),
             has_owner=bool(row.owner.strip()),
@@ -102,12 +103,4 @@ def row_evidence_page(*, row: Row, page: str | None, per_page: int) -> Page:
 
 def check_view(*, check: Check, now: datetime | None = None) -> CheckView:
     """The check's status by the same rules as the scorecard page, with its latest evidence."""
-    latest = Evidence.objects.filter(check_obj=check).first()
-    status = check_status(
-        not_applicable=check.not_applicable,
-        latest_status=latest.status if latest else None,
-        latest_at=latest.collected_at if latest else None,
-        max_age=timedelta(seconds=check.max_age_seconds),
-        now=now or timezone.now(),
-    )
-    return CheckView(check, status, latest)
+    return _check_view(check, Evidence.objects.filter(check_obj=check).first(), now or timezone.now())

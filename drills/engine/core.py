@@ -22,6 +22,7 @@ from drills.engine.traffic import MetadataWatcher, Traffic
 from drills.models import Outcome
 from drills.probe_topic import probe_topic_ready
 from drills.scenarios import FaultPlan
+from drills.verify import percentile
 from scorecard.catalog import Scenario
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class DrillEngine:
         self.resume_ns: int | None = None
         self.traffic: Traffic | None = None
         self.watcher: MetadataWatcher | None = None
+        self.probe_topic: dict = {}
+        self.baseline: dict = {}  # brokers and probe-topic leaders before the fault
 
     def event(self, kind: str, **detail) -> None:
         detail["at_s"] = round(self.clock.elapsed(), 3)
@@ -191,16 +194,11 @@ class DrillEngine:
         """Refuse to disrupt a cluster that is already unhealthy: missing brokers, leaderless
         or under-replicated partitions."""
         metadata = kafka.cluster_metadata(self.connection, timeout=10, racks=False)
-        live = metadata.broker_ids
-        offline = [f"{p.topic}[{p.id}]" for p in metadata.partitions if p.id >= 0 and p.leader not in live]
-        under = [
-            f"{p.topic}[{p.id}]"
-            for p in metadata.partitions
-            if p.id >= 0 and p.leader in live and len({r for r in p.isr if r in live}) < len(set(p.replicas))
-        ]
+        offline = [f"{p.topic}[{p.id}]" for p in metadata.leaderless()]
+        under = [f"{p.topic}[{p.id}]" for p in metadata.under_replicated()]
         problems = []
-        if self.expected_brokers and len(live) < self.expected_brokers:
-            problems.append(f"{len(live)} of {self.expected_brokers} expected brokers answer")
+        if self.expected_brokers and len(metadata.brokers) < self.expected_brokers:
+            problems.append(f"{len(metadata.brokers)} of {self.expected_brokers} expected brokers answer")
         if offline:
             problems.append(f"{len(offline)} partitions without a live leader ({', '.join(offline[:3])})")
         if under:
@@ -218,8 +216,7 @@ class DrillEngine:
             raise PreflightRefused("no baseline write was acknowledged")
         steady = [d for d in deliveries if d.sent_ns >= first_ack]
         failed = sum(1 for d in steady if d.error)
-        latencies = sorted((d.acked_ns - d.sent_ns) / 1e6 for d in steady if not d.error)
-        p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else None
+        p99 = percentile([(d.acked_ns - d.sent_ns) / 1e6 for d in steady if not d.error], 0.99)
         slo = self.config.latency_slo_ms
         if failed or p99 is None or p99 > slo:
             raise PreflightRefused(
@@ -241,12 +238,8 @@ class DrillEngine:
         topic = probe_topic_ready(self.connection, name=c.topic, replication_factor=c.replication_factor, timeout=10)
         self.probe_topic = topic.as_dict()
         self.event("probe_topic", **self.probe_topic)
-        metadata = topic.metadata
         partitions = [p.id for p in topic.partitions]
-        self.baseline = {
-            "brokers": len(metadata.brokers),
-            "leaders": {str(p.id): p.leader for p in metadata.topic_partitions(c.topic) if p.id >= 0},
-        }
+        self.baseline = {"brokers": len(topic.metadata.brokers), "leaders": self.probe_topic["leaders"]}
         start_keys, failures = kafka.list_offsets(self.connection, [(c.topic, p) for p in partitions], timeout=10)
         if failures:
             raise kafka.KafkaCallError(f"partitions without an answering leader before the fault: {failures}")

@@ -115,10 +115,10 @@ class Observed:
     polls: dict  # PollWatch.as_dict() of the live reader
 
 
-def first_clear_after(samples: list[dict], t_ms: float, key: str, *, since: float | None = None) -> float | None:
+def first_clear_after(samples: list[dict], t_ms: float, key: str) -> float | None:
     """Seconds from t_ms to the first metadata sample with no `key` partitions."""
     for sample in samples:
-        if sample.get("t_ms", 0) >= (since or t_ms) and sample.get(key) == 0:
+        if sample.get("t_ms", 0) >= t_ms and sample.get(key) == 0:
             return round(max(0.0, sample["t_ms"] - t_ms) / 1000, 3)
     return None
 
@@ -174,12 +174,17 @@ def leadership(samples: list[dict], fault_ms: float, baseline: dict) -> dict:
     return result
 
 
+def group_figures(figures: dict) -> dict:
+    """The figures of the drill's consumer group (consumer restart or standby cutover), if any."""
+    return next((figures[k] for k in CLIENT_FAULTS if k in figures), {})
+
+
 def observed_effect(
     figures: dict, records: list[TimelineRecord], *, scenario: str, fault_ms: float, slo_ms: float
 ) -> str:
     """What shows the fault bit, in the terms the scenario expects; '' when nothing did."""
     metadata = figures.get("metadata", {})
-    group = next((figures[k] for k in CLIENT_FAULTS if k in figures), {})
+    group = group_figures(figures)
     if scenario in (Scenario.BROKER_LOSS, Scenario.ZONE_LOSS):
         return "the loss showed in the cluster metadata" if metadata.get("loss_observed") else ""
     if scenario == Scenario.LEADER_CHANGE:
@@ -263,7 +268,7 @@ def drill_figures(o: Observed, config: SimpleNamespace) -> tuple[dict, dict]:
         figures["metadata"] = leadership(o.samples, fault_ms, o.baseline)
         figures["reelection_s"] = figures["metadata"]["reelection_s"]
         if recover_ms is not None:
-            figures["catchup_s"] = first_clear_after(o.samples, recover_ms, "under_replicated", since=recover_ms)
+            figures["catchup_s"] = first_clear_after(o.samples, recover_ms, "under_replicated")
         # "Before" is steady state: records sent once the producer had its first acknowledgement
         # and the reader its first record, so start-up costs do not pass for the baseline.
         first_ack = min((r.acked_ms for r in records if r.acked), default=None)
@@ -320,7 +325,7 @@ def drill_failures(figures: dict) -> list[str]:
     group that did not resume cleanly."""
     if figures.get("fault_at_s") is None:
         return []
-    group = next((figures[k] for k in CLIENT_FAULTS if k in figures), {})
+    group = group_figures(figures)
     metadata = figures.get("metadata", {})
     failures = [
         f"{figures['rpo_acked_lost']} acknowledged records lost" if figures["rpo_acked_lost"] else "",

@@ -73,7 +73,8 @@ class Traffic:
 
     @property
     def consumer_lag(self) -> int:
-        return max(0, self.acked - len(self.consumed))
+        """Acknowledged records the reader has not read yet."""
+        return len(self._unseen)
 
     def counts(self) -> dict:
         return {"sent": self.sent, "acked": self.acked, "failed": self.failed, "consumed": len(self.consumed)}
@@ -212,19 +213,12 @@ class MetadataWatcher:
             except kafka.KafkaCallError as exc:
                 self.samples.append({"t_ms": self.clock.ms(time.time_ns()), "error": exc.reason})
                 continue
-            live = md.broker_ids
-            offline = sum(1 for p in md.partitions if p.leader < 0 or p.leader not in live)
-            under = sum(
-                1
-                for p in md.partitions
-                if p.leader in live and len({r for r in p.isr if r in live}) < len(set(p.replicas))
-            )
             self.samples.append(
                 {
                     "t_ms": self.clock.ms(time.time_ns()),
-                    "brokers": len(live),
-                    "offline": offline,
-                    "under_replicated": under,
+                    "brokers": len(md.brokers),
+                    "offline": len(md.leaderless()),
+                    "under_replicated": len(md.under_replicated()),
                     # The probe topic's leaders: a leader change shows here even when nothing stalls.
                     "leaders": {str(p.id): p.leader for p in md.topic_partitions(self.topic)},
                 }

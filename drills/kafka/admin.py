@@ -69,6 +69,21 @@ class ClusterMetadata:
     def topic_partitions(self, topic: str) -> list[PartitionInfo]:
         return sorted((p for p in self.partitions if p.topic == topic), key=lambda p: p.id)
 
+    def leaderless(self) -> list[PartitionInfo]:
+        """Partitions (or topics answering with an error) without a leader among the live brokers."""
+        live = self.broker_ids
+        return [p for p in self.partitions if p.leader < 0 or p.leader not in live]
+
+    def under_replicated(self) -> list[PartitionInfo]:
+        """Led partitions with fewer in-sync replicas than replicas; a replica on a broker
+        missing from the metadata cannot be in sync, whatever the ISR says."""
+        live = self.broker_ids
+        return [
+            p
+            for p in self.partitions
+            if p.leader in live and len({r for r in p.isr if r in live}) < len(set(p.replicas))
+        ]
+
 
 def cluster_metadata(
     settings: ConnectionSettings,

@@ -10,6 +10,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from drills.kafka.client import ConnectionSettings, _admin, _translate
+from scorecard.validators import parse_bootstrap_servers
 
 
 @dataclass(frozen=True)
@@ -110,10 +111,7 @@ def quick_failure(settings: ConnectionSettings, *, timeout: float = QUICK_CHECK_
     """The reason no client can use the cluster, found within about `timeout` seconds: every
     bootstrap address unknown, refused or failing TLS, or the brokers refusing authentication.
     None when the cluster may be usable (or is merely silent: the probe's timeout decides)."""
-    addresses = []
-    for entry in settings.bootstrap_servers.split(","):
-        host, _, port = entry.strip().rpartition(":")
-        addresses.append((host.strip("[]"), int(port)))
+    addresses = parse_bootstrap_servers(settings.bootstrap_servers)
     problems = [_address_problem(host, port, settings, timeout) for host, port in addresses]
     if all(problems):
         return "no bootstrap address can be used: " + "; ".join(problems)

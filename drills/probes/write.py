@@ -27,7 +27,7 @@ def ack_write(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
         topic = probe_topic_ready(
             ctx.connection, name=params.topic, replication_factor=params.replication_factor, timeout=timeout
         )
-        metadata, partitions = topic.metadata, topic.partitions
+        partitions = topic.partitions
         start, unavailable = kafka.list_offsets(
             ctx.connection, [(params.topic, p.id) for p in partitions], timeout=timeout
         )
@@ -41,8 +41,7 @@ def ack_write(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
     if not ids:
         return error(f"no partition of {params.topic} answered: {next(iter(unavailable.values()))}")
     start_offsets = {p: start[(params.topic, p)] for p in ids}
-    leaders = {p.leader for p in partitions if p.leader >= 0}
-    not_leading = sorted(metadata.broker_ids - leaders)
+    not_leading = topic.not_leading
     ends: dict[int, int] | None = None
     consumed: list[kafka.ConsumedRecord] = []
     read_error: list[str] = []
