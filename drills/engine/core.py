@@ -155,7 +155,7 @@ class DrillEngine:
         self.fault.started_ns = time.time_ns()
         self.event("fault", description=self.plan.description)
         if self.plan.client_fault == Scenario.LAG_CATCH_UP:
-            self.traffic.consumer_paused.set()
+            self.traffic.pause_reading()
         elif self.plan.client_fault == Scenario.CONSUMER_RESTART:
             restart.kill()
         elif self.plan.client_fault == Scenario.STANDBY_CUTOVER:
@@ -175,7 +175,7 @@ class DrillEngine:
         self.phase = "recovery"
         self.recovery.started_ns = time.time_ns()
         self.traffic.recovered_ns = self.recovery.started_ns
-        self.traffic.consumer_paused.clear()
+        self.traffic.resume_reading()
         errors = []
         for action in self.plan.recover:
             try:
@@ -325,7 +325,7 @@ class DrillEngine:
                 tripped_ns=self.tripped_ns,
                 client_fault=self.plan.client_fault,
                 group_figures=self.group_figures,
-                resume_ns=self.resume_ns,
+                resume_ns=self.resume_ns or self.traffic.resumed_ns,
                 fatal_errors=self.traffic.fatal_errors,
                 manual_steps=self.manual_steps,
                 guardrails=self.guardrails.limits(),

@@ -278,7 +278,7 @@ def drill_figures(o: Observed, config: SimpleNamespace) -> tuple[dict, dict]:
         figures["latency_before"] = latency_summary(records, steady_ms, fault_ms)
         figures["latency_during"] = latency_summary(records, fault_ms, recover_ms or fault_ms)
         if o.client_fault == Scenario.LAG_CATCH_UP:
-            figures.update(catch_up(records, recover_ms))
+            figures.update(catch_up(records, ms(o.resume_ns)))
     if o.group_figures:
         figures[o.client_fault] = o.group_figures
         if o.resume_ns and o.fault.started_ns:

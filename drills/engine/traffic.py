@@ -14,6 +14,10 @@ METADATA_EVERY = 0.25
 METADATA_TIMEOUT = 0.5
 DRAIN_SECONDS = 10.0
 STALL_CHECK_EVERY = 0.5
+# A batch returns when it is full or this has passed: records are stamped as read within a few
+# milliseconds of reaching the client (read RTO, end-to-end latency, catch-up), and a pause or
+# resume takes effect as quickly.
+READ_POLL_SECONDS = 0.005
 
 
 class Traffic:
@@ -49,7 +53,9 @@ class Traffic:
         self.last_ack_ns = 0
         self.fatal_errors: list[dict] = []
         self.recovered_ns: int | None = None  # set by the engine once recovery ran: stalls count from then
-        self.consumer_paused = threading.Event()
+        self.resumed_ns: int | None = None  # when the paused reader was resumed (lag catch-up)
+        self._reading = threading.Event()  # cleared while the reader is paused
+        self._reading.set()
         self._stop_producing = threading.Event()
         self._stop_consuming = threading.Event()
         self._threads = [
@@ -70,6 +76,14 @@ class Traffic:
             time.sleep(0.1)
         self._stop_consuming.set()
         self._threads[1].join(10)
+
+    def pause_reading(self) -> None:
+        """Pause the reader with the client's own pause (lag catch-up): polling goes on,
+        fetching stops, so the backlog stays on the cluster."""
+        self._reading.clear()
+
+    def resume_reading(self) -> None:
+        self._reading.set()
 
     @property
     def consumer_lag(self) -> int:
@@ -155,10 +169,11 @@ class Traffic:
         reader = kafka.LiveReader(self.connection, topic=self.config.topic, start=self.start, timeout=10)
         try:
             while not self._stop_consuming.is_set():
-                # Paused with the client's pause/resume (lag catch-up): polling goes on, fetching stops.
-                if self.consumer_paused.is_set() != reader.paused:
-                    reader.pause() if self.consumer_paused.is_set() else reader.resume()
-                for record in reader.poll(0.05):
+                # The client's pause and resume are called from this thread: called from another
+                # while this one is inside consume(), resume blocks.
+                if self._reading.is_set() == reader.paused:
+                    self._pause_or_resume(reader)
+                for record in reader.poll(READ_POLL_SECONDS):
                     self.polls.observe(record.partition, record.offset)
                     if record.run == self.run_id:
                         key = (record.partition, record.seq)
@@ -167,6 +182,15 @@ class Traffic:
                             self._unseen.discard(key)
         finally:
             reader.close()
+
+    def _pause_or_resume(self, reader: kafka.LiveReader) -> None:
+        if reader.paused:
+            reader.resume()
+            self.resumed_ns = time.time_ns()
+            self.event("reader_resumed")
+        else:
+            reader.pause()
+            self.event("reader_paused")
 
     def read_back(self) -> list[kafka.ConsumedRecord]:
         """Every partition read again from the start after the drill: what the cluster kept."""

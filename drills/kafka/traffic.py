@@ -141,6 +141,9 @@ class LiveReader(_Reader):
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "fetch.wait.max.ms": 20,
+                # librdkafka waits this long before fetching a partition again after an error or
+                # a fetch made stale by a pause (500 ms by default): a client timer, not the cluster.
+                "fetch.error.backoff.ms": 20,
                 "reconnect.backoff.ms": 50,
                 "reconnect.backoff.max.ms": 50,
                 "topic.metadata.refresh.interval.ms": 50,

@@ -1,6 +1,10 @@
 """The drill engine against real sandbox clusters: fidelity of the figures it reports."""
 
+import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -8,8 +12,11 @@ import pytest
 from drills import kafka, scenarios
 from drills.actuators import Action, SandboxActuator
 from drills.engine import DrillEngine, Hooks
+from drills.probe_topic import probe_topic_ready
 from drills.scenarios import FaultPlan
 from scorecard import catalog
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 # Timing-sensitive (write RTO within 10 % + 0.3 s of the outage): one after another in one process.
 pytestmark = pytest.mark.xdist_group("drill-fidelity")
@@ -19,19 +26,21 @@ def config(**overrides) -> SimpleNamespace:
     return catalog.parse("drill", {"baseline_seconds": 2, "settle_seconds": 3, **overrides})
 
 
-def drill(private_sandbox, scenario, **overrides):
+def drill(cluster, scenario, on_event=None, **overrides):
+    """One drill on a sandbox cluster, or on Tansu for a client fault (no actuator needed)."""
     cfg = config(**overrides)
-    metadata = kafka.cluster_metadata(private_sandbox.connection, timeout=5, topic=cfg.topic)
+    connection = kafka.ConnectionSettings(cluster.bootstrap)
+    metadata = kafka.cluster_metadata(connection, timeout=5, topic=cfg.topic)
     plan = scenarios.plan(
         scenario, metadata, topic=cfg.topic, broker=cfg.broker, zone=cfg.zone, move_leaders=cfg.move_leaders
     )
     events = []
     engine = DrillEngine(
-        connection=private_sandbox.connection,
-        actuator=SandboxActuator(private_sandbox.control_path),
+        connection=connection,
+        actuator=SandboxActuator(cluster.control_path) if hasattr(cluster, "control_path") else None,
         plan=plan,
         config=cfg,
-        hooks=Hooks(event=lambda kind, detail: events.append(kind)),
+        hooks=Hooks(event=lambda kind, detail: (events.append(kind), on_event and on_event(kind))),
     )
     return engine.run(), events
 
@@ -98,6 +107,48 @@ def test_lag_catch_up_measures_the_catch_up(private_sandbox):
     assert f["write_rto_s"] == 0.0  # producers never noticed
     assert f["read_rto_s"] >= 1.5  # consumers did
     assert f["catch_up_records"] > 500 and f["catch_up_rate_per_s"] > 0
+
+
+def test_lag_catch_up_agrees_with_separate_clients_on_the_same_backlog(private_tansu):
+    """Two consumers in processes of their own pause and resume with the drill's reader and
+    time the same backlog (about 10,000 records). Their figures differ by up to a fifth between
+    themselves (Tansu answers a fetch every 40-50 ms, and either client can need a round more),
+    so the drill's figure must lie within 20 % of their range: the cluster's fetch speed, where
+    a local queue draining takes a tenth of the time. On Tansu, a real broker: the sandbox's mock
+    answers a fetch with one record set per partition, so there catch-up times its request loop."""
+    cfg = config()
+    connection = kafka.ConnectionSettings(private_tansu.bootstrap)
+    topic = probe_topic_ready(connection, name=cfg.topic, replication_factor=1, timeout=5)
+    partitions = ",".join(str(p.id) for p in topic.partitions)
+    tool = [sys.executable, str(TOOLS / "catch_up_reader.py"), private_tansu.bootstrap, cfg.topic, partitions]
+    references = [subprocess.Popen(tool, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+
+    def tell(command):
+        for reference in references:
+            reference.stdin.write(command + "\n")
+            reference.stdin.flush()
+
+    commands = {"reader_paused": "pause", "reader_resumed": "resume"}
+    try:
+        assert [r.stdout.readline().strip() for r in references] == ["ready", "ready"]
+        result, _ = drill(
+            private_tansu,
+            "lag_catch_up",
+            on_event=lambda kind: kind in commands and tell(commands[kind]),
+            fault_seconds=3,
+            interval_ms=1,
+        )
+        tell("stop")
+        measured = [json.loads(r.stdout.readlines()[-1]) for r in references]
+    finally:
+        for reference in references:
+            reference.kill()
+    f = result.figures
+    assert result.outcome == "passed", (result.error, f)
+    for m in measured:
+        assert abs(f["catch_up_records"] - m["catch_up_records"]) <= 0.02 * m["catch_up_records"], (f, m)
+    low, high = sorted(m["catch_up_s"] for m in measured)
+    assert 0.8 * low <= f["catch_up_s"] <= 1.2 * high, (f["catch_up_s"], measured)
 
 
 def test_consumer_restart_resumes_from_the_committed_offset_without_a_gap(private_sandbox):
