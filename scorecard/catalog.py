@@ -194,8 +194,6 @@ SPECS: dict[str, tuple[Param, ...]] = {
         Param("fetch_from_follower", "bool", False, "Consumers read from a replica in their own zone (KIP-392)."),
         Param("producer_zones", "names", [], "Zones the producers run in (empty: spread over the brokers' zones)."),
         Param("consumer_zones", "names", [], "Zones the consumers run in (empty: spread over the brokers' zones)."),
-        Param("records_per_batch", "int", 10, "Records per produced batch: shares the 61-byte batch header.", 1,
-              100_000),
         Param("sample_seconds", "int", 10, "How long to sample end offsets to measure ingress.", 1, 300),
         _timeout(10),
     ),

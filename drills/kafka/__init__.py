@@ -38,10 +38,12 @@ from drills.kafka.records import (
     ConsumedRecord,
     Delivery,
     ProduceResult,
+    RecordSample,
     produce_sequenced,
     produce_values,
     read_range,
     sample_records,
+    sample_wire_size,
 )
 from drills.kafka.traffic import GroupReader, LiveReader, SustainedProducer
 
@@ -73,7 +75,9 @@ __all__ = [
     "produce_values",
     "quick_failure",
     "read_range",
+    "RecordSample",
     "sample_records",
+    "sample_wire_size",
     "topic_configs",
     "topic_create",
 ]

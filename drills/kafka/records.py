@@ -1,5 +1,6 @@
 """Records: probe record encoding, sequenced produce with delivery reports, reading back."""
 
+import json
 import logging
 import time
 import uuid
@@ -222,10 +223,18 @@ def read_range(
 
 
 def produce_values(
-    settings: ConnectionSettings, *, topic: str, values: Iterable[tuple[int | None, bytes]], timeout: float
+    settings: ConnectionSettings,
+    *,
+    topic: str,
+    values: Iterable[tuple[int | None, bytes]],
+    timeout: float,
+    compression: str = "none",
 ) -> int:
-    """Produce (partition, value) pairs with acks=all; returns how many were acknowledged."""
-    producer = Producer({**settings.client_config(timeout), "acks": "all", "linger.ms": 5})
+    """Produce (partition, value) pairs with acks=all, batched and compressed as an application
+    would; returns how many were acknowledged."""
+    producer = Producer(
+        {**settings.client_config(timeout), "acks": "all", "linger.ms": 5, "compression.type": compression}
+    )
     acked = 0
 
     def report(err, _msg):
@@ -257,18 +266,60 @@ class SampledRecord:
     size: int
 
 
+@dataclass(frozen=True)
+class RecordSample:
+    """Sampled records, and what fetching them cost on the wire: bytes received from the
+    brokers (record and batch framing, compression as the producers sent it, fetch framing)
+    per record fetched; None when librdkafka reported no statistics."""
+
+    records: list[SampledRecord]
+    wire_bytes_per_record: float | None
+
+
 def sample_records(
     settings: ConnectionSettings, *, starts: dict[TopicPartitionKey, int], per_partition: int, timeout: float
 ) -> list[SampledRecord]:
     """Read up to `per_partition` records from each given offset (timestamps and sizes only)."""
+    return _sample(settings, starts=starts, per_partition=per_partition, timeout=timeout).records
+
+
+def sample_wire_size(
+    settings: ConnectionSettings, *, starts: dict[TopicPartitionKey, int], per_partition: int, timeout: float
+) -> RecordSample:
+    """As sample_records, with the bytes on the wire per record from the client's statistics:
+    brokers keep the producers' batches as they were sent, so a fetch carries the same bytes
+    a produce and a replication did."""
+    return _sample(settings, starts=starts, per_partition=per_partition, timeout=timeout, statistics=True)
+
+
+def _wire_bytes(report: str) -> float | None:
+    stats = json.loads(report)
+    received = sum(b.get("rxbytes", 0) for b in stats.get("brokers", {}).values())
+    records = sum(
+        p.get("rxmsgs", 0) for t in stats.get("topics", {}).values() for p in t.get("partitions", {}).values()
+    )
+    return received / records if records else None
+
+
+def _sample(
+    settings: ConnectionSettings,
+    *,
+    starts: dict[TopicPartitionKey, int],
+    per_partition: int,
+    timeout: float,
+    statistics: bool = False,
+) -> RecordSample:
     if not starts:
-        return []
+        return RecordSample([], None)
+    reports: list[str] = []
+    extra = {"statistics.interval.ms": 100, "stats_cb": reports.append} if statistics else {}
     consumer = Consumer(
         {
             **settings.client_config(timeout),
             "group.id": f"krs-sample-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 50,
+            **extra,
         }
     )
     wanted = dict.fromkeys(starts, per_partition)
@@ -285,8 +336,15 @@ def sample_records(
                 kind, stamp = msg.timestamp()
                 size = len(msg.value() or b"") + len(msg.key() or b"")
                 records.append(SampledRecord(key[0], key[1], msg.offset(), stamp if kind else None, size))
+        if statistics and records:
+            # One more report, taken once everything read so far is counted.
+            seen = len(reports)
+            end = time.monotonic() + 1.0
+            while len(reports) == seen and time.monotonic() < end:
+                consumer.consume(num_messages=1, timeout=0.05)
     except KafkaException as exc:
         raise _translate(exc, "Fetch") from None
     finally:
         consumer.close()
-    return records
+    wire = next((w for w in map(_wire_bytes, reversed(reports)) if w), None) if records else None
+    return RecordSample(records, wire)

@@ -12,11 +12,6 @@ from scorecard.status import verdict
 # One month for transfer and for hours: 8,760 h a year / 12.
 HOURS_PER_MONTH = 730
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
-# Kafka's v2 record format: each record carries about 20 bytes of varint framing (length,
-# attributes, timestamp and offset deltas, key and value lengths, header count), each batch a
-# 61-byte header shared by the records in it. Compression is not modelled.
-RECORD_OVERHEAD_BYTES = 20
-BATCH_OVERHEAD_BYTES = 61
 SIZE_SAMPLE_PARTITIONS = 20
 SIZE_SAMPLE_RECORDS = 50
 
@@ -107,22 +102,20 @@ def cost_model(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
     rates = {k: max(0, second[k] - first[k]) / interval for k in keys if k in first and k in second}
     busiest = sorted((k for k, r in rates.items() if r > 0), key=lambda k: -rates[k])[:SIZE_SAMPLE_PARTITIONS]
     sizes: list[int] = []
+    record_bytes = 0.0
     if busiest:
         try:
-            samples = kafka.sample_records(
+            sample = kafka.sample_wire_size(
                 ctx.connection,
                 starts={k: max(first[k], second[k] - SIZE_SAMPLE_RECORDS) for k in busiest},
                 per_partition=SIZE_SAMPLE_RECORDS,
                 timeout=timeout,
             )
-            sizes = [s.size for s in samples]
+            sizes = [s.size for s in sample.records]
+            record_bytes = sample.wire_bytes_per_record or 0.0
         except kafka.KafkaCallError:
             sizes = []
     value_bytes = sum(sizes) / len(sizes) if sizes else 0.0
-    # Bytes on the wire per record: key and value as sampled, plus the record and batch framing.
-    record_bytes = (
-        value_bytes + RECORD_OVERHEAD_BYTES + BATCH_OVERHEAD_BYTES / params.records_per_batch if sizes else 0.0
-    )
     ingress_bps = sum(rates.values()) * record_bytes
 
     zone_of = {b.id: b.rack for b in metadata.brokers}
@@ -154,9 +147,9 @@ def cost_model(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
     )
     costs, total = month["costs"], month["costs"]["total"]
     arithmetic = [
-        f"ingress: {sum(rates.values()):.1f} records/s x {record_bytes:.0f} B on the wire ({value_bytes:.0f} B key and "
-        f"value + {RECORD_OVERHEAD_BYTES} B record + {BATCH_OVERHEAD_BYTES} B batch / {params.records_per_batch}) "
-        f"= {ingress_bps / 1e6:.4f} MB/s (sampled over {interval:.1f} s)",
+        f"ingress: {sum(rates.values()):.1f} records/s x {record_bytes:.1f} B on the wire per record (measured "
+        f"fetching {len(sizes)} of them as the producers batched and compressed them; {value_bytes:.0f} B key and "
+        f"value) = {ingress_bps / 1e6:.4f} MB/s (sampled over {interval:.1f} s)",
         *month["lines"][:-2],
         month["lines"][-2] + f" ({standby_source})",
         month["lines"][-1],
@@ -166,8 +159,8 @@ def cost_model(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
         findings.append("brokers report no rack: zones unknown, cross-zone traffic cannot be placed")
     if single_zone:
         findings.append(f"{len(single_zone)} partitions keep replicas in fewer zones than they could")
-    if ingress_bps and not sizes:
-        findings.append("record size could not be sampled")
+    if rates and any(rates.values()) and not record_bytes:
+        findings.append("bytes on the wire could not be measured: no record could be fetched; traffic costs left out")
     status = verdict(fail=total > params.monthly_budget, warn=findings or total > 0.8 * params.monthly_budget)
     share = f"{total / params.monthly_budget:.0%} of" if params.monthly_budget else "against"
     return ProbeResult(

@@ -4,6 +4,7 @@ with entries), a customer's cluster is simulated by patching the Kafka seam only
 
 import threading
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -318,11 +319,32 @@ def test_cost_model_prices_measured_cross_zone_traffic_and_shows_the_arithmetic(
     assert result.status == "PASS", result.summary
     assert m["zones"] == ["a", "b", "c"]
     assert m["ingress_records_per_s"] > 0 and 400 <= m["record_bytes_avg"] <= 600
+    # Uncompressed: the value plus record and batch framing, measured.
+    assert m["record_bytes_avg"] < m["wire_bytes_per_record"] < m["record_bytes_avg"] + 100
+    assert m["ingress_bytes_per_s"] == pytest.approx(m["ingress_records_per_s"] * m["wire_bytes_per_record"], rel=0.01)
     # RF 3 over three zones: every byte is copied to two other zones.
     assert m["cross_zone_replication_gb_month"] > 0
     assert m["cost_brokers"] == pytest.approx(3 * 730 * 0.21, abs=0.01)
     assert any(line.startswith("total: $") for line in m["arithmetic"])
     assert tight.status == "FAIL" and "of the $1 budget" in tight.summary
+
+
+def test_bytes_on_the_wire_are_measured_as_the_producers_compressed_them(shared_sandbox):
+    value = b'{"order": 123456, "status": "paid", "currency": "EUR"} ' * 9  # 486 B, compressible
+    sizes = {}
+    for compression in ("none", "zstd", "gzip"):
+        topic = f"wire-{compression}-{uuid.uuid4().hex[:6]}"
+        shared_sandbox.control.call("topic_create", name=topic, partitions=1, replication_factor=1)
+        kafka.produce_values(
+            shared_sandbox.connection, topic=topic, values=[(0, value)] * 200, timeout=10, compression=compression
+        )
+        sample = kafka.sample_wire_size(
+            shared_sandbox.connection, starts={(topic, 0): 0}, per_partition=200, timeout=10
+        )
+        assert len(sample.records) == 200 and {r.size for r in sample.records} == {len(value)}
+        sizes[compression] = sample.wire_bytes_per_record
+    assert len(value) < sizes["none"] < len(value) + 100, sizes
+    assert sizes["zstd"] < len(value) / 4 and sizes["gzip"] < len(value) / 4, sizes
 
 
 def test_cost_model_on_a_cluster_without_racks_warns_that_zones_are_unknown(shared_tansu):
