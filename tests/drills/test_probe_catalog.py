@@ -329,17 +329,17 @@ def test_cost_model_prices_measured_cross_zone_traffic_and_shows_the_arithmetic(
     assert tight.status == "FAIL" and "of the $1 budget" in tight.summary
 
 
-def test_bytes_on_the_wire_are_measured_as_the_producers_compressed_them(shared_sandbox):
+def test_bytes_on_the_wire_are_measured_as_the_producers_compressed_them(private_sandbox):
     value = b'{"order": 123456, "status": "paid", "currency": "EUR"} ' * 9  # 486 B, compressible
     sizes = {}
     for compression in ("none", "zstd", "gzip"):
         topic = f"wire-{compression}-{uuid.uuid4().hex[:6]}"
-        shared_sandbox.control.call("topic_create", name=topic, partitions=1, replication_factor=1)
+        private_sandbox.control.call("topic_create", name=topic, partitions=1, replication_factor=1)
         kafka.produce_values(
-            shared_sandbox.connection, topic=topic, values=[(0, value)] * 200, timeout=10, compression=compression
+            private_sandbox.connection, topic=topic, values=[(0, value)] * 200, timeout=10, compression=compression
         )
         sample = kafka.sample_wire_size(
-            shared_sandbox.connection, starts={(topic, 0): 0}, per_partition=200, timeout=10
+            private_sandbox.connection, starts={(topic, 0): 0}, per_partition=200, timeout=10
         )
         assert len(sample.records) == 200 and {r.size for r in sample.records} == {len(value)}
         sizes[compression] = sample.wire_bytes_per_record
