@@ -2,6 +2,8 @@
 
 import os
 import re
+import time
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -88,3 +90,33 @@ def check_broker_url(name: str, url: str) -> str:
     if scheme not in ("redis", "rediss", "filesystem"):
         raise ImproperlyConfigured(f"{name} must start with redis://, rediss:// or filesystem://; got {scheme!r}")
     return url
+
+
+def check_fernet_key(name: str, key: str) -> str:
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(key)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: each key must be a Fernet key (32 url-safe base64 bytes)") from None
+    return key
+
+
+def local_secret_key(path: Path) -> str:
+    """The demo's and tests' key, made once and kept beside the embedded database. Created
+    exclusively, so processes starting together agree on one key."""
+    from cryptography.fernet import Fernet
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(path, "x") as handle:
+            os.chmod(path, 0o600)
+            handle.write(Fernet.generate_key().decode())
+    except FileExistsError:
+        pass
+    for _ in range(50):  # another process may be writing it this instant
+        key = path.read_text().strip()
+        if key:
+            return key
+        time.sleep(0.01)
+    raise ImproperlyConfigured(f"{path} is empty: delete it to make a new secret key")

@@ -11,11 +11,13 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.env import (
     check_broker_url,
+    check_fernet_key,
     env_bool,
     env_choice,
     env_int,
     env_list,
     env_str,
+    local_secret_key,
     parse_database_url,
 )
 
@@ -32,6 +34,20 @@ if not SECRET_KEY:
     SECRET_KEY = f"insecure-{MODE}-key-not-for-production"
 elif len(SECRET_KEY) < 32:
     raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters long")
+
+# Stored cluster secrets are encrypted with these Fernet keys, newest first: add a new key in
+# front, run `manage.py rotate_secrets`, then drop the old one. Demo and test modes keep one
+# generated key under var/.
+SCORECARD_SECRET_KEYS = env_list("SCORECARD_SECRET_KEYS", [])
+if not SCORECARD_SECRET_KEYS:
+    if not EMBEDDED:
+        raise ImproperlyConfigured(
+            "SCORECARD_SECRET_KEYS is required: one or more Fernet keys, comma separated, newest first "
+            "(make one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+        )
+    SCORECARD_SECRET_KEYS = [local_secret_key(VAR_DIR / "secret-key")]
+for _key in SCORECARD_SECRET_KEYS:
+    check_fernet_key("SCORECARD_SECRET_KEYS", _key)
 
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if EMBEDDED else [])

@@ -20,7 +20,6 @@ class ClusterForm(forms.ModelForm):
             "security_protocol",
             "sasl_mechanism",
             "sasl_username",
-            "sasl_password",
             "ssl_ca_pem",
             "expected_brokers",
             "worker_queue",
@@ -62,11 +61,28 @@ class ClusterForm(forms.ModelForm):
             self.fields["sasl_password"].help_text = "Leave empty to keep the stored password."
         self.fields["standby"].queryset = others
 
-    def clean_sasl_password(self):
-        # Write-only: an empty field on edit keeps what is stored.
-        typed = self.cleaned_data["sasl_password"]
-        keeps_sasl = str(self.cleaned_data.get("security_protocol", "")).startswith("SASL")
-        return typed or (self.instance.sasl_password if self.instance.pk and keeps_sasl else "")
+    def _post_clean(self):
+        # Write-only: an empty field on edit keeps what is stored, but only for the endpoint it
+        # was entered for. Changing where or as whom the cluster is reached clears it, so a
+        # stored password is never sent to an address its owner did not type it for.
+        # (Before the parent's _post_clean the instance still holds the stored values.)
+        typed = self.cleaned_data.get("sasl_password", "")
+        moved = self.instance.pk and any(
+            f in self.cleaned_data and str(self.cleaned_data[f]) != str(getattr(self.instance, f))
+            for f in Cluster.SECRET_BOUND_TO
+        )
+        if typed:
+            self.instance.sasl_password = typed
+        elif moved or not str(self.cleaned_data.get("security_protocol", "")).startswith("SASL"):
+            self.instance.sasl_password_token = ""
+        super()._post_clean()
+        if moved and not typed and self.instance.uses_sasl:
+            self.errors["sasl_password"] = self.error_class(
+                [
+                    "The address, protocol, mechanism or user changed: enter the password again "
+                    "(a stored password is only sent where it was entered for)."
+                ]
+            )
 
     def clean_bootstrap_servers(self):
         return ",".join(entry.strip() for entry in self.cleaned_data["bootstrap_servers"].split(","))

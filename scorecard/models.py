@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from scorecard import secrets
 from scorecard.catalog import ProbeKind, RowKey
 from scorecard.validators import (
     validate_bootstrap_servers,
@@ -67,7 +68,8 @@ class Cluster(models.Model):
     )
     sasl_mechanism = models.CharField(max_length=20, choices=SaslMechanism.choices, blank=True)
     sasl_username = models.CharField(max_length=200, blank=True)
-    sasl_password = models.CharField(max_length=500, blank=True)
+    # Encrypted (scorecard.secrets); read and set through `sasl_password`.
+    sasl_password_token = models.TextField(blank=True, editable=False)
     ssl_ca_pem = models.TextField(blank=True, validators=[validate_ca_pem])
     expected_brokers = models.PositiveIntegerField(null=True, blank=True)
     worker_queue = models.CharField(max_length=64, default="default", validators=[validate_queue_name])
@@ -84,6 +86,18 @@ class Cluster(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    # A stored secret is bound to the endpoint it was entered for: changing any of these
+    # clears it (the form asks for it again).
+    SECRET_BOUND_TO = ("bootstrap_servers", "security_protocol", "sasl_mechanism", "sasl_username")
+
+    @property
+    def sasl_password(self) -> str:
+        return secrets.decrypt(self.sasl_password_token)
+
+    @sasl_password.setter
+    def sasl_password(self, plain: str) -> None:
+        self.sasl_password_token = secrets.encrypt(plain)
 
     @property
     def uses_sasl(self) -> bool:

@@ -26,6 +26,7 @@ PRODUCTION = {
     "SECRET_KEY": "x" * 40,
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/15",
+    "SCORECARD_SECRET_KEYS": "bmV3LWtleS1mb3ItdGVzdHMtMzItYnl0ZXMtbG9uZyE=",
 }
 
 
@@ -44,6 +45,8 @@ def test_production_settings_start():
         ({"CELERY_BROKER_URL": ""}, "CELERY_BROKER_URL"),
         ({"CELERY_BROKER_URL": "amqp://guest@localhost//"}, "CELERY_BROKER_URL"),
         ({"DEBUG": "maybe"}, "DEBUG"),
+        ({"SCORECARD_SECRET_KEYS": ""}, "SCORECARD_SECRET_KEYS"),
+        ({"SCORECARD_SECRET_KEYS": "not-a-fernet-key"}, "SCORECARD_SECRET_KEYS"),
         ({"SCORECARD_MODE": "staging"}, "SCORECARD_MODE"),
         ({"CELERY_TASK_SOFT_TIME_LIMIT": "soon"}, "CELERY_TASK_SOFT_TIME_LIMIT"),
     ],
