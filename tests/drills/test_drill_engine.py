@@ -110,18 +110,20 @@ def test_lag_catch_up_measures_the_catch_up(private_sandbox):
 
 
 def test_lag_catch_up_agrees_with_separate_clients_on_the_same_backlog(private_tansu):
-    """Two consumers in processes of their own pause and resume with the drill's reader and
-    time the same backlog (about 10,000 records). Their figures differ by up to a fifth between
-    themselves (Tansu answers a fetch every 40-50 ms, and either client can need a round more),
-    so the drill's figure must lie within 20 % of their range: the cluster's fetch speed, where
-    a local queue draining takes a tenth of the time. On Tansu, a real broker: the sandbox's mock
-    answers a fetch with one record set per partition, so there catch-up times its request loop."""
+    """Three consumers in processes of their own pause and resume with the drill's reader and
+    time the same backlog (about 10,000 records, 0.7-1.6 s). Their figures differ by up to a
+    third between themselves on a busy machine (Tansu answers a fetch every 40-50 ms, and any
+    client can need rounds more), so the drill's figure must lie within 20 % of their range:
+    the cluster's fetch speed, where a local queue draining takes a tenth of the time. A 2 s
+    latency SLO and 6 s of settling keep CPU contention from failing the drill itself. On Tansu,
+    a real broker: the sandbox's mock answers a fetch with one record set per partition, so
+    there catch-up times its request loop."""
     cfg = config()
     connection = kafka.ConnectionSettings(private_tansu.bootstrap)
     topic = probe_topic_ready(connection, name=cfg.topic, replication_factor=1, timeout=5)
     partitions = ",".join(str(p.id) for p in topic.partitions)
     tool = [sys.executable, str(TOOLS / "catch_up_reader.py"), private_tansu.bootstrap, cfg.topic, partitions]
-    references = [subprocess.Popen(tool, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    references = [subprocess.Popen(tool, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(3)]
 
     def tell(command):
         for reference in references:
@@ -130,13 +132,15 @@ def test_lag_catch_up_agrees_with_separate_clients_on_the_same_backlog(private_t
 
     commands = {"reader_paused": "pause", "reader_resumed": "resume"}
     try:
-        assert [r.stdout.readline().strip() for r in references] == ["ready", "ready"]
+        assert [r.stdout.readline().strip() for r in references] == ["ready"] * 3
         result, _ = drill(
             private_tansu,
             "lag_catch_up",
             on_event=lambda kind: kind in commands and tell(commands[kind]),
-            fault_seconds=3,
-            interval_ms=1,
+            fault_seconds=5,
+            interval_ms=2,
+            latency_slo_ms=2000,
+            settle_seconds=6,
         )
         tell("stop")
         measured = [json.loads(r.stdout.readlines()[-1]) for r in references]
@@ -147,7 +151,7 @@ def test_lag_catch_up_agrees_with_separate_clients_on_the_same_backlog(private_t
     assert result.outcome == "passed", (result.error, f)
     for m in measured:
         assert abs(f["catch_up_records"] - m["catch_up_records"]) <= 0.02 * m["catch_up_records"], (f, m)
-    low, high = sorted(m["catch_up_s"] for m in measured)
+    low, high = min(m["catch_up_s"] for m in measured), max(m["catch_up_s"] for m in measured)
     assert 0.8 * low <= f["catch_up_s"] <= 1.2 * high, (f["catch_up_s"], measured)
 
 
