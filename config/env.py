@@ -2,7 +2,7 @@
 
 import os
 import re
-import time
+import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -92,31 +92,30 @@ def check_broker_url(name: str, url: str) -> str:
     return url
 
 
-def check_fernet_key(name: str, key: str) -> str:
+def check_fernet_key(name: str, key: str) -> None:
     from cryptography.fernet import Fernet
 
     try:
         Fernet(key)
     except ValueError:
         raise ImproperlyConfigured(f"{name}: each key must be a Fernet key (32 url-safe base64 bytes)") from None
-    return key
 
 
 def local_secret_key(path: Path) -> str:
-    """The demo's and tests' key, made once and kept beside the embedded database. Created
-    exclusively, so processes starting together agree on one key."""
+    """The demo's and tests' key, made once and kept beside the embedded database. Written
+    whole to a private file and linked into place, so processes starting together agree on
+    one key and none reads a half-written file."""
     from cryptography.fernet import Fernet
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(path, "x") as handle:
-            os.chmod(path, 0o600)
+    if not path.exists():
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent)  # mode 0600
+        with os.fdopen(descriptor, "w") as handle:
             handle.write(Fernet.generate_key().decode())
-    except FileExistsError:
-        pass
-    for _ in range(50):  # another process may be writing it this instant
-        key = path.read_text().strip()
-        if key:
-            return key
-        time.sleep(0.01)
-    raise ImproperlyConfigured(f"{path} is empty: delete it to make a new secret key")
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temporary)
+    return path.read_text().strip()

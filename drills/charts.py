@@ -35,28 +35,21 @@ def timeline_figure(timeline: dict, *, title: str = "") -> go.Figure:
     failed = [r for r in rows if r[5]]
     unreported = [r for r in rows if r[3] is None and not r[5]]
     figure = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.82, 0.18], vertical_spacing=0.04)
-    figure.add_trace(
-        go.Scattergl(
-            x=[r[2] / 1000 for r in acked],
-            y=[r[3] - r[2] for r in acked],
-            mode="markers",
-            name="produce latency (ack)",
-            marker={"size": 3, "color": "#2b5fd9"},
-        ),
-        row=1,
-        col=1,
-    )
-    figure.add_trace(
-        go.Scattergl(
-            x=[r[2] / 1000 for r in consumed],
-            y=[r[4] - r[2] for r in consumed],
-            mode="markers",
-            name="end-to-end latency",
-            marker={"size": 3, "color": "#1a9c5b", "opacity": 0.6},
-        ),
-        row=1,
-        col=1,
-    )
+    for records, column, name, marker in (
+        (acked, 3, "produce latency (ack)", {"size": 3, "color": "#2b5fd9"}),
+        (consumed, 4, "end-to-end latency", {"size": 3, "color": "#1a9c5b", "opacity": 0.6}),
+    ):
+        figure.add_trace(
+            go.Scattergl(
+                x=[r[2] / 1000 for r in records],
+                y=[r[column] - r[2] for r in records],
+                mode="markers",
+                name=name,
+                marker=marker,
+            ),
+            row=1,
+            col=1,
+        )
     for records, name, y, symbol in (
         (failed, f"failed ({len(failed)})", 1, "x"),
         (unreported, f"never reported ({len(unreported)})", 0, "circle-open"),

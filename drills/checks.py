@@ -28,7 +28,7 @@ def limits_fit(app_configs=None, **kwargs) -> list[Error]:
     budget = catalog.probe_time_budget_seconds()
     margin = catalog.PROBE_TIME_MARGIN_SECONDS
     for kind in catalog.PROBE_WAITS:
-        defaults = SimpleNamespace(**{p.name: p.default for p in catalog.SPECS[kind]})
+        defaults = SimpleNamespace(**catalog.defaults(kind))
         worst = catalog.probe_worst_case_seconds(kind, defaults)
         if worst > budget:
             errors.append(

@@ -10,8 +10,8 @@ from scorecard.status import verdict
 
 def _drill_check(row: Row) -> Check:
     """The row's drill-results check: where drills record, never scheduled."""
-    check, _ = Check.objects.get_or_create(
-        row=row,
+    # Through the row's manager, so the check comes with its row (evidence_append reads it).
+    check, _ = row.checks.get_or_create(
         kind=ProbeKind.DRILL_RESULTS,
         defaults={"params": {}, "interval_seconds": 30 * 86400, "max_age_seconds": 30 * 86400},
     )
@@ -41,56 +41,10 @@ def drill_row_verdicts(run: DrillRun) -> list[tuple[str, Status, str]]:
         return [(RowKey.AUTOMATION, status, f"{label}: inconclusive: {reason}: check the actuator")]
     rows = []
     if f.get("fault_at_s") is not None:
-        status = verdict(fail=f["rpo_acked_lost"] > 0 or f.get("reordered", 0) > 0, warn=f.get("duplicates", 0) > 0)
-        rows.append(
-            (
-                RowKey.DURABILITY,
-                status,
-                f"{label}: {f['rpo_acked_lost']} acknowledged records lost of {f.get('records_acked')}, "
-                f"{f.get('duplicates', 0)} duplicated, {f.get('reordered', 0)} reordered",
-            )
-        )
-    if f.get("fault_at_s") is not None and run.scenario in CLUSTER_FAULTS:
-        rows.append((RowKey.METADATA, *_metadata_verdict(f, p, label)))
-    if f.get("fault_at_s") is not None:
-        rto, read_rto = f.get("write_rto_s"), f.get("read_rto_s")
-        fatal = len(f.get("producer_fatal_errors") or [])
-        group = group_figures(f)
-        gap = group.get("gap_records", 0)
-        summary = (
-            f"{label}: write RTO {_fmt(rto, missing=_not_recovered(f))}, "
-            f"read RTO {_fmt(read_rto, missing=_not_recovered(f))}"
-        )
-        if fatal:
-            summary += f"; the producer entered a fatal state {fatal} times and was recreated"
-        if group:
-            summary += (
-                f"; {group.get('partitions_resumed', 0)} of {group.get('partitions_committed', 0)} partitions resumed"
-                f" in {_fmt(f.get('consumer_resume_s'))} with a gap of {gap} records"
-            )
-        counts = f.get("consumer_anomalies", {}).get("counts", {})
-        if any(counts.values()):
-            summary += "; live reader: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n)
-        if "catch_up_s" in f:
-            summary += f"; caught up {f.get('catch_up_records')} records in {f['catch_up_s']} s"
-        unresumed = group.get("partitions_resumed", 0) < group.get("partitions_committed", 0)
-        if group.get("offset_problems"):
-            first = group["offset_problems"][0]
-            summary += f"; synced offset on partition {first['partition']} {first['problem']}"
-        target = p.get("write_rto_target_seconds", 30)
-        fail = (
-            rto is None
-            or read_rto is None
-            or rto > target
-            or gap > 0
-            or unresumed
-            or group.get("offset_problems")
-            or counts.get("poll_skips")
-            or counts.get("unseen")
-        )
-        rows.append(
-            (RowKey.CLIENT_CONTINUITY, verdict(fail=fail, warn=fatal or counts.get("non_monotonic_polls")), summary)
-        )
+        rows.append((RowKey.DURABILITY, *_durability_verdict(f, label)))
+        if run.scenario in CLUSTER_FAULTS:
+            rows.append((RowKey.METADATA, *_metadata_verdict(f, p, label)))
+        rows.append((RowKey.CLIENT_CONTINUITY, *_continuity_verdict(f, p, label)))
     automation_fail = run.outcome == Outcome.FAILED or (run.error and not run.tripped_guardrail)
     automation_summary = f"{label}: {run.outcome or run.state}"
     if run.tripped_guardrail:
@@ -102,6 +56,54 @@ def drill_row_verdicts(run: DrillRun) -> list[tuple[str, Status, str]]:
     status = verdict(fail=automation_fail, warn=run.tripped_guardrail or run.manual_steps)
     rows.append((RowKey.AUTOMATION, status, automation_summary))
     return rows
+
+
+def _durability_verdict(f: dict, label: str) -> tuple[Status, str]:
+    status = verdict(fail=f["rpo_acked_lost"] > 0 or f.get("reordered", 0) > 0, warn=f.get("duplicates", 0) > 0)
+    return status, (
+        f"{label}: {f['rpo_acked_lost']} acknowledged records lost of {f.get('records_acked')}, "
+        f"{f.get('duplicates', 0)} duplicated, {f.get('reordered', 0)} reordered"
+    )
+
+
+def _continuity_verdict(f: dict, p: dict, label: str) -> tuple[Status, str]:
+    """Write and read RTO against the target, group resumption, and the live reader's anomalies."""
+    rto, read_rto = f.get("write_rto_s"), f.get("read_rto_s")
+    fatal = len(f.get("producer_fatal_errors") or [])
+    group = group_figures(f)
+    gap = group.get("gap_records", 0)
+    summary = (
+        f"{label}: write RTO {_fmt(rto, missing=_not_recovered(f))}, "
+        f"read RTO {_fmt(read_rto, missing=_not_recovered(f))}"
+    )
+    if fatal:
+        summary += f"; the producer entered a fatal state {fatal} times and was recreated"
+    if group:
+        summary += (
+            f"; {group.get('partitions_resumed', 0)} of {group.get('partitions_committed', 0)} partitions resumed"
+            f" in {_fmt(f.get('consumer_resume_s'))} with a gap of {gap} records"
+        )
+    counts = f.get("consumer_anomalies", {}).get("counts", {})
+    if any(counts.values()):
+        summary += "; live reader: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n)
+    if "catch_up_s" in f:
+        summary += f"; caught up {f.get('catch_up_records')} records in {f['catch_up_s']} s"
+    unresumed = group.get("partitions_resumed", 0) < group.get("partitions_committed", 0)
+    if group.get("offset_problems"):
+        first = group["offset_problems"][0]
+        summary += f"; synced offset on partition {first['partition']} {first['problem']}"
+    target = p.get("write_rto_target_seconds", 30)
+    fail = (
+        rto is None
+        or read_rto is None
+        or rto > target
+        or gap > 0
+        or unresumed
+        or group.get("offset_problems")
+        or counts.get("poll_skips")
+        or counts.get("unseen")
+    )
+    return verdict(fail=fail, warn=fatal or counts.get("non_monotonic_polls")), summary
 
 
 def _metadata_verdict(f: dict, p: dict, label: str) -> tuple[Status, str]:

@@ -17,7 +17,7 @@ DRILL_FORM_PARAMS = (
 class DrillForm(forms.Form):
     """Start a drill: the scenario, its parameters and guardrails, and a typed confirmation."""
 
-    scenario = forms.ChoiceField(choices=Scenario.choices)
+    scenario = forms.ChoiceField()  # choices: what the cluster's actuator can perform
     confirm = forms.CharField(
         label="Type the cluster's name to confirm", help_text="This drill disrupts the cluster for real."
     )

@@ -124,12 +124,16 @@ class DrillRun(models.Model):
         )
         return cls.objects.select_related("cluster__standby").get(pk=run_id) if claimed else None
 
+    @staticmethod
+    def lost(stale_before: datetime) -> Q:
+        """Runs whose worker stopped beating before `stale_before` or that passed their deadline."""
+        return Q(heartbeat_at__lt=stale_before) | Q(deadline_at__lt=timezone.now())
+
     @classmethod
     def claim_abandoned(cls, run_id: int, *, worker: str, stale_before: datetime) -> "DrillRun | None":
         """RUNNING -> RECOVERING when its worker stopped beating or it passed its deadline.
         A run already RECOVERING (its rescuer died too) may be recovered again."""
-        lost = Q(heartbeat_at__lt=stale_before) | Q(deadline_at__lt=timezone.now())
-        cls.objects.filter(lost, pk=run_id, state=cls.State.RUNNING).update(
+        cls.objects.filter(cls.lost(stale_before), pk=run_id, state=cls.State.RUNNING).update(
             state=cls.State.RECOVERING, heartbeat_at=timezone.now(), worker=worker[:200]
         )
         return cls.objects.select_related("cluster").filter(pk=run_id, state=cls.State.RECOVERING).first()

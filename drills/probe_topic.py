@@ -46,7 +46,7 @@ def probe_topic_ready(
     connection: kafka.ConnectionSettings, *, name: str, replication_factor: int, timeout: float
 ) -> ProbeTopic:
     """The probe topic, created when missing; what falls short of the rules is listed in `problems`."""
-    metadata = kafka.cluster_metadata(connection, timeout=timeout, topic=name)
+    metadata = kafka.cluster_metadata(connection, timeout=timeout, topic=name, racks=False)
     brokers = len(metadata.brokers)
     partitions = [p for p in metadata.topic_partitions(name) if p.id >= 0]
     created = False
@@ -59,7 +59,7 @@ def probe_topic_ready(
             kafka.topic_create(connection, name=name, partitions=count, replication_factor=rf, timeout=timeout)
         except kafka.KafkaCallError as exc:
             raise ProbeTopicMissing(f"{how}: the cluster did not allow it ({exc.reason})") from None
-        metadata = kafka.cluster_metadata(connection, timeout=timeout, topic=name)
+        metadata = kafka.cluster_metadata(connection, timeout=timeout, topic=name, racks=False)
         partitions = [p for p in metadata.topic_partitions(name) if p.id >= 0]
         created = True
         if not partitions:

@@ -108,8 +108,7 @@ def _wait_for_person(run: DrillRun, description: str) -> dict:
         if run.abort_requested or (run.deadline_at and timezone.now() > run.deadline_at):
             run.clear_step()
             raise ActuatorError(f"nobody confirmed the step: {description}")
-        run.beat()
-        time.sleep(STEP_POLL_SECONDS)
+        time.sleep(STEP_POLL_SECONDS)  # the drill's Heartbeat thread keeps beating meanwhile
 
 
 def _actuator(run: DrillRun, brokers: dict[int, dict]):
@@ -181,7 +180,7 @@ def drill_run_execute(*, run_id: int, worker: str) -> DrillRun | None:
     redelivered drill whose first worker died is recovered instead of run again."""
     run = DrillRun.claim(run_id, worker=worker)
     if run is None:
-        recovered = drill_run_recover_abandoned(run_id=run_id, stale_seconds=None, worker=worker)
+        recovered = drill_run_recover_abandoned(run_id=run_id, worker=worker)
         log.info("drill %s already claimed or gone; %s", run_id, "recovered it" if recovered else "nothing to do")
         return recovered
     heartbeat = Heartbeat(run)
@@ -218,35 +217,31 @@ def drill_run_finish(*, run: DrillRun, result: DrillResult, worker: str) -> Dril
 # --- recovery of drills whose worker died -----------------------------------------------------------
 
 
-def _stale_before(stale_seconds: float | None):
+def _stale_before():
     """A drill whose last heartbeat is older than this lost its worker."""
-    seconds = settings.DRILL_HEARTBEAT_STALE_SECONDS if stale_seconds is None else stale_seconds
-    return timezone.now() - timedelta(seconds=seconds)
+    return timezone.now() - timedelta(seconds=settings.DRILL_HEARTBEAT_STALE_SECONDS)
 
 
-def drills_recover_abandoned(*, queue: str, stale_seconds: float | None, worker: str) -> list[DrillRun]:
+def drills_recover_abandoned(*, queue: str, worker: str) -> list[DrillRun]:
     """Recover every drill on clusters served by `queue` whose worker stopped beating or
     that passed its deadline; returns the drills recovered."""
-    now = timezone.now()
-    stale = _stale_before(stale_seconds)
-    active = DrillRun.objects.filter(
-        state__in=[DrillRun.State.RUNNING, DrillRun.State.RECOVERING], cluster__worker_queue=queue
-    )
-    abandoned = [
-        r.pk for r in active if (r.heartbeat_at and r.heartbeat_at < stale) or (r.deadline_at and r.deadline_at < now)
-    ]
+    abandoned = DrillRun.objects.filter(
+        DrillRun.lost(_stale_before()),
+        state__in=[DrillRun.State.RUNNING, DrillRun.State.RECOVERING],
+        cluster__worker_queue=queue,
+    ).values_list("pk", flat=True)
     recovered = []
-    for run_id in abandoned:
+    for run_id in list(abandoned):
         log.warning("drill %s lost its worker; running its recovery plan", run_id)
-        run = drill_run_recover_abandoned(run_id=run_id, stale_seconds=stale_seconds, worker=worker)
+        run = drill_run_recover_abandoned(run_id=run_id, worker=worker)
         if run is not None:
             recovered.append(run)
     return recovered
 
 
-def drill_run_recover_abandoned(*, run_id: int, stale_seconds: float | None, worker: str) -> DrillRun | None:
+def drill_run_recover_abandoned(*, run_id: int, worker: str) -> DrillRun | None:
     """Run the stored recovery plan of a drill whose worker died, and mark it aborted."""
-    run = DrillRun.claim_abandoned(run_id, worker=worker, stale_before=_stale_before(stale_seconds))
+    run = DrillRun.claim_abandoned(run_id, worker=worker, stale_before=_stale_before())
     if run is None:
         return None
     errors = drill_run_recovery_plan_execute(run=run, by=worker)

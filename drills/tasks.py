@@ -32,6 +32,6 @@ def run_drill(run_id: int) -> None:
 
 
 @shared_task
-def drill_watchdog(queue: str, stale_seconds: float | None = None) -> int:
+def drill_watchdog(queue: str) -> int:
     """Sent by beat to every queue serving drills: recover this queue's drills whose worker died."""
-    return len(runner.drills_recover_abandoned(queue=queue, stale_seconds=stale_seconds, worker=_worker()))
+    return len(runner.drills_recover_abandoned(queue=queue, worker=_worker()))

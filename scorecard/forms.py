@@ -62,27 +62,11 @@ class ClusterForm(forms.ModelForm):
         self.fields["standby"].queryset = others
 
     def _post_clean(self):
-        # Write-only: an empty field on edit keeps what is stored, but only for the endpoint it
-        # was entered for. Changing where or as whom the cluster is reached clears it, so a
-        # stored password is never sent to an address its owner did not type it for.
-        # (Before the parent's _post_clean the instance still holds the stored values.)
-        typed = self.cleaned_data.get("sasl_password", "")
-        moved = self.instance.pk and any(
-            f in self.cleaned_data and str(self.cleaned_data[f]) != str(getattr(self.instance, f))
-            for f in Cluster.SECRET_BOUND_TO
-        )
-        if typed:
+        # Write-only: an empty field on edit keeps what is stored, for as long as the cluster is
+        # reached at the same endpoint (Cluster.SECRET_BOUND_TO).
+        if typed := self.cleaned_data.get("sasl_password"):
             self.instance.sasl_password = typed
-        elif moved or not str(self.cleaned_data.get("security_protocol", "")).startswith("SASL"):
-            self.instance.sasl_password_token = ""
         super()._post_clean()
-        if moved and not typed and self.instance.uses_sasl:
-            self.errors["sasl_password"] = self.error_class(
-                [
-                    "The address, protocol, mechanism or user changed: enter the password again "
-                    "(a stored password is only sent where it was entered for)."
-                ]
-            )
 
     def clean_bootstrap_servers(self):
         return ",".join(entry.strip() for entry in self.cleaned_data["bootstrap_servers"].split(","))

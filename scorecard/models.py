@@ -87,9 +87,33 @@ class Cluster(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs):
+        self._forget_moved_secret()
+        super().save(*args, **kwargs)
+        self._loaded_endpoint, self._secret_typed = self._endpoint(), False
+
     # A stored secret is bound to the endpoint it was entered for: changing any of these
-    # clears it (the form asks for it again).
+    # without typing the password again clears it, so it is never sent to an address its
+    # owner did not type it for.
     SECRET_BOUND_TO = ("bootstrap_servers", "security_protocol", "sasl_mechanism", "sasl_username")
+
+    @classmethod
+    def from_db(cls, db, field_names, values, **kwargs):
+        cluster = super().from_db(db, field_names, values, **kwargs)
+        if all(f in field_names for f in cls.SECRET_BOUND_TO):
+            cluster._loaded_endpoint = cluster._endpoint()
+        return cluster
+
+    def _endpoint(self) -> tuple[str, ...]:
+        return tuple(getattr(self, f) for f in self.SECRET_BOUND_TO)
+
+    def _forget_moved_secret(self) -> bool:
+        """Clear a stored secret whose endpoint changed since it was loaded; True if it did."""
+        loaded = getattr(self, "_loaded_endpoint", None)
+        if loaded is None or loaded == self._endpoint() or getattr(self, "_secret_typed", False):
+            return False
+        self.sasl_password_token = ""
+        return True
 
     @property
     def sasl_password(self) -> str:
@@ -98,6 +122,7 @@ class Cluster(models.Model):
     @sasl_password.setter
     def sasl_password(self, plain: str) -> None:
         self.sasl_password_token = secrets.encrypt(plain)
+        self._secret_typed = True
 
     @property
     def uses_sasl(self) -> bool:
@@ -105,14 +130,20 @@ class Cluster(models.Model):
 
     def clean(self):
         errors = {}
+        moved = self._forget_moved_secret()
         if self.uses_sasl:
             if not self.sasl_mechanism:
                 errors["sasl_mechanism"] = "SASL needs a mechanism."
             if not self.sasl_username:
                 errors["sasl_username"] = "SASL needs a username."
-            if not self.sasl_password:
-                errors["sasl_password"] = "SASL needs a password."
-        elif self.sasl_mechanism or self.sasl_username or self.sasl_password:
+            if not self.sasl_password_token:
+                errors["sasl_password"] = (
+                    "The address, protocol, mechanism or user changed: enter the password again "
+                    "(a stored password is only sent where it was entered for)."
+                    if moved
+                    else "SASL needs a password."
+                )
+        elif self.sasl_mechanism or self.sasl_username or self.sasl_password_token:
             errors["security_protocol"] = "SASL credentials were given but the protocol does not use SASL."
         if self.ssl_ca_pem.strip() and not self.security_protocol.endswith("SSL"):
             errors["ssl_ca_pem"] = "A CA certificate only applies to SSL or SASL_SSL."

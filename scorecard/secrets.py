@@ -16,18 +16,27 @@ def encrypt(plain: str) -> str:
     return _keys().encrypt(plain.encode()).decode() if plain else ""
 
 
+def _unreadable() -> SecretUnreadable:
+    return SecretUnreadable(
+        "a stored secret cannot be decrypted with SCORECARD_SECRET_KEYS: was a key dropped before "
+        "`manage.py rotate_secrets` ran? Enter the password again"
+    )
+
+
 def decrypt(token: str) -> str:
     if not token:
         return ""
     try:
         return _keys().decrypt(token.encode()).decode()
     except InvalidToken:
-        raise SecretUnreadable(
-            "a stored secret cannot be decrypted with SCORECARD_SECRET_KEYS: was a key dropped before "
-            "`manage.py rotate_secrets` ran? Enter the password again"
-        ) from None
+        raise _unreadable() from None
 
 
 def rotate(token: str) -> str:
     """The same secret under the newest key."""
-    return _keys().rotate(token.encode()).decode() if token else ""
+    if not token:
+        return ""
+    try:
+        return _keys().rotate(token.encode()).decode()
+    except InvalidToken:
+        raise _unreadable() from None

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection
 
 from drills.kafka import ConnectionSettings
@@ -105,6 +106,13 @@ def shared_tansu():
     broker = TansuBroker().start()
     yield broker
     broker.kill()
+
+
+@pytest.fixture
+def user_client(client):
+    """A logged-in user, "sre"."""
+    client.force_login(get_user_model().objects.create_user("sre", password="correct horse battery"))
+    return client
 
 
 # --- Celery processes ------------------------------------------------------------------------------

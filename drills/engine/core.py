@@ -61,7 +61,6 @@ class DrillEngine:
         self.recovery = Window()
         self.tripped = ""
         self.tripped_ns: int | None = None
-        self.injected: list[Action] = []
         self.manual_steps = 0
         self.group_figures: dict = {}
         self.resume_ns: int | None = None
@@ -162,7 +161,6 @@ class DrillEngine:
             self.group_figures, self.resume_ns = standby_cutover(self.connection, self.standby, self.config)
             self.event(Scenario.STANDBY_CUTOVER, **self.group_figures)
         for action in self.plan.inject:
-            self.injected.append(action)
             self.perform(action)
         self.fault.confirmed_ns = time.time_ns()
         self.event("fault_confirmed")

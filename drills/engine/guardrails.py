@@ -17,16 +17,15 @@ BUCKET_NS = 100_000_000  # 0.1 s: the error-rate window's resolution
 class ErrorWindow:
     """Produce outcomes reported over the last `seconds`: how many completed and how many failed."""
 
-    def __init__(self, seconds: float, *, bucket_ns: int = BUCKET_NS):
+    def __init__(self, seconds: float):
         self.window_ns = int(seconds * 1e9)
-        self.bucket_ns = bucket_ns
         self._buckets: deque[list[int]] = deque()  # [bucket index, completed, failed]
         self.completed = 0
         self.failed = 0
         self._lock = threading.Lock()
 
     def add(self, at_ns: int, *, failed: bool) -> None:
-        index = at_ns // self.bucket_ns
+        index = at_ns // BUCKET_NS
         with self._lock:
             # Reports arrive in time order from one thread; a late one joins the newest bucket.
             if not self._buckets or self._buckets[-1][0] < index:
@@ -39,7 +38,7 @@ class ErrorWindow:
 
     def rate(self, now_ns: int | None = None) -> float | None:
         """Failed / completed within the window; None when nothing completed in it."""
-        oldest = ((now_ns or time.time_ns()) - self.window_ns) // self.bucket_ns
+        oldest = ((now_ns or time.time_ns()) - self.window_ns) // BUCKET_NS
         with self._lock:
             while self._buckets and self._buckets[0][0] < oldest:
                 _, completed, failed = self._buckets.popleft()

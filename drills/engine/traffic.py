@@ -49,7 +49,7 @@ class Traffic:
         self.consumed: dict[tuple[int, int], int] = {}
         self.polls = PollWatch()  # offsets in the order the live reader got them
         self._unseen: set[tuple[int, int]] = set()  # acknowledged, not consumed yet
-        self.sent = self.acked = self.failed = 0
+        self.acked = self.failed = 0
         self.last_ack_ns = 0
         self.fatal_errors: list[dict] = []
         self.recovered_ns: int | None = None  # set by the engine once recovery ran: stalls count from then
@@ -91,7 +91,8 @@ class Traffic:
         return len(self._unseen)
 
     def counts(self) -> dict:
-        return {"sent": self.sent, "acked": self.acked, "failed": self.failed, "consumed": len(self.consumed)}
+        sent = len(self.deliveries)
+        return {"sent": sent, "acked": self.acked, "failed": self.failed, "consumed": len(self.consumed)}
 
     def _reported(self, delivery: kafka.Delivery) -> None:
         if delivery.error:
@@ -125,7 +126,6 @@ class Traffic:
                     seqs[p] += 1
                     with self.lock:
                         self.deliveries.append(delivery)
-                        self.sent += 1
                     producer.send(delivery, self.run_id)
                 producer.poll(0)
                 reason = producer.fatal_error
@@ -173,13 +173,14 @@ class Traffic:
                 # while this one is inside consume(), resume blocks.
                 if self._reading.is_set() == reader.paused:
                     self._pause_or_resume(reader)
-                for record in reader.poll(READ_POLL_SECONDS):
+                batch = reader.poll(READ_POLL_SECONDS)
+                for record in batch:
                     self.polls.observe(record.partition, record.offset)
-                    if record.run == self.run_id:
-                        key = (record.partition, record.seq)
-                        with self.lock:
-                            self.consumed.setdefault(key, record.consumed_ns)
-                            self._unseen.discard(key)
+                ours = [((r.partition, r.seq), r.consumed_ns) for r in batch if r.run == self.run_id]
+                with self.lock:
+                    for key, consumed_ns in ours:
+                        self.consumed.setdefault(key, consumed_ns)
+                        self._unseen.discard(key)
         finally:
             reader.close()
 

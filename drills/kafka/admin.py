@@ -55,7 +55,6 @@ class ClusterMetadata:
     controller_id: int | None
     brokers: tuple[BrokerInfo, ...]
     partitions: tuple[PartitionInfo, ...]
-    racks_known: bool
     requests: int
 
     @property
@@ -103,12 +102,10 @@ def cluster_metadata(
         raise _translate(exc, "Metadata") from None
     requests = 1
     rack_of: dict[int, str | None] = {}
-    racks_known = False
     try:
         if racks:
             description = admin.describe_cluster(request_timeout=timeout).result(timeout=timeout + 1)
             rack_of = {node.id: node.rack for node in description.nodes}
-            racks_known = True
             requests += 1
     except KafkaException as exc:
         log.info("describe_cluster unavailable: %s", _translate(exc, "DescribeCluster").reason)
@@ -137,7 +134,6 @@ def cluster_metadata(
         controller_id=controller,
         brokers=brokers,
         partitions=tuple(partitions),
-        racks_known=racks_known,
         requests=requests,
     )
 

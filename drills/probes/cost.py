@@ -114,7 +114,7 @@ def cost_model(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
             sizes = [s.size for s in sample.records]
             record_bytes = sample.wire_bytes_per_record or 0.0
         except kafka.KafkaCallError:
-            sizes = []
+            pass  # no sample: the wire size stays unknown and a finding says so
     value_bytes = sum(sizes) / len(sizes) if sizes else 0.0
     ingress_bps = sum(rates.values()) * record_bytes
 

@@ -1,5 +1,4 @@
 import pytest
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from drills.models import DrillRun, DrillTimeline
@@ -7,12 +6,6 @@ from scorecard.models import Actuator, Cluster
 from tests.factories import register
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def user_client(client):
-    client.force_login(get_user_model().objects.create_user("sre", password="correct horse battery"))
-    return client
 
 
 def drillable(name="prod", **fields):

@@ -1,19 +1,12 @@
 """Requests to run checks, from the scorecard and check pages: queued on commit, never run in the request."""
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from scorecard.models import CheckRun
 from tests.factories import check_of, register
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def user_client(client):
-    client.force_login(get_user_model().objects.create_user("sre", password="correct horse battery"))
-    return client
 
 
 def test_run_checks_requires_login(client):

@@ -53,14 +53,18 @@ def test_a_second_delivery_of_the_same_run_appends_no_second_evidence(shared_wor
     assert f"run {run.pk} already claimed" in shared_worker.log()
 
 
-def test_an_unreachable_cluster_becomes_error_evidence_and_the_worker_goes_on(shared_worker):
-    scorecard = register(name="gone", bootstrap="127.0.0.1:1", worker_queue=shared_worker.queue)
-    check = check_of(scorecard)
-    check.params = {**check.params, "timeout_seconds": 2}
+def evidence_of_a_run(check, params: dict, what: str) -> Evidence:
+    """Add `params` to the check's stored parameters, run it on the worker, return its evidence."""
+    check.params = {**check.params, **params}
     check.save()
     run = run_now(check)
-    wait_for(lambda: finished(run), timeout=60, message="the run against a dead cluster")
-    evidence = Evidence.objects.get(run=run)
+    wait_for(lambda: finished(run), timeout=60, message=what)
+    return Evidence.objects.get(run=run)
+
+
+def test_an_unreachable_cluster_becomes_error_evidence_and_the_worker_goes_on(shared_worker):
+    scorecard = register(name="gone", bootstrap="127.0.0.1:1", worker_queue=shared_worker.queue)
+    evidence = evidence_of_a_run(check_of(scorecard), {"timeout_seconds": 2}, "the run against a dead cluster")
     assert evidence.status == "ERROR"
     assert "connection refused" in evidence.summary
 
@@ -68,11 +72,8 @@ def test_an_unreachable_cluster_becomes_error_evidence_and_the_worker_goes_on(sh
 def test_invalid_parameters_become_error_evidence_naming_the_parameter(shared_worker, shared_sandbox):
     scorecard = register(name="bad-params", bootstrap=shared_sandbox.bootstrap, worker_queue=shared_worker.queue)
     check = check_of(scorecard, ProbeKind.ACK_WRITE)
-    check.params = {"records": -5}
-    check.save()
-    run = run_now(check)
-    wait_for(lambda: finished(run), timeout=60, message="the run with bad parameters")
-    evidence = Evidence.objects.get(run=run)
+    check.params = {}  # the bad value alone, stored past the form that would refuse it
+    evidence = evidence_of_a_run(check, {"records": -5}, "the run with bad parameters")
     assert evidence.status == "ERROR"
     assert evidence.measurements["parameter"] == "records"
 
@@ -109,11 +110,8 @@ def test_a_group_that_does_not_exist_on_the_cluster_fails_the_run_naming_it(shar
     kafka.commit_offsets(connection, group="page-ledger", offsets={("page-orders", 0): 5}, timeout=5)
     scorecard = register(name="groups", bootstrap=shared_sandbox.bootstrap, worker_queue=shared_worker.queue)
     check = check_of(scorecard, ProbeKind.CONSUMER_GROUPS)
-    check.params = {**check.params, "groups": ["page-ledger", "ghost-group"], "topics": ["page-orders"]}
-    check.save()
-    run = run_now(check)
-    wait_for(lambda: finished(run), timeout=60, message="the consumer groups run")
-    evidence = Evidence.objects.get(run=run)
+    params = {"groups": ["page-ledger", "ghost-group"], "topics": ["page-orders"]}
+    evidence = evidence_of_a_run(check, params, "the consumer groups run")
     assert evidence.status == "FAIL"
     assert "ghost-group: no committed offset" in evidence.summary
     assert "page-ledger" not in evidence.summary.split(";")[0]

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from scorecard import secrets
 from scorecard.models import Cluster
-from tests.scorecard.test_views import SECRET, user_client, valid_form  # noqa: F401 (fixture)
+from tests.scorecard.test_views import SECRET, valid_form
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,7 @@ def stored_column(cluster: Cluster) -> str:
         return cursor.fetchone()[0]
 
 
-def test_the_password_is_encrypted_in_the_database(user_client):  # noqa: F811
+def test_the_password_is_encrypted_in_the_database(user_client):
     user_client.post(reverse("scorecard-cluster-new"), valid_form(**SASL, sasl_password=SECRET))
     cluster = Cluster.objects.get()
     column = stored_column(cluster)
@@ -78,7 +78,7 @@ class Listener:
                 pass
 
 
-def test_changing_the_address_clears_the_secret_and_the_new_address_never_gets_it(user_client):  # noqa: F811
+def test_changing_the_address_clears_the_secret_and_the_new_address_never_gets_it(user_client):
     from drills.probes import PROBES, probe_context
     from scorecard import catalog
 
@@ -107,10 +107,23 @@ def test_changing_the_address_clears_the_secret_and_the_new_address_never_gets_i
     assert SECRET.encode() not in bytes(listener.received)
 
 
-def test_the_same_endpoint_keeps_the_stored_password(user_client):  # noqa: F811
+def test_the_same_endpoint_keeps_the_stored_password(user_client):
     user_client.post(reverse("scorecard-cluster-new"), valid_form(**SASL, sasl_password=SECRET))
     cluster = Cluster.objects.get()
     edit = reverse("scorecard-cluster-edit", args=[cluster.pk])
     response = user_client.post(edit, valid_form(**SASL, expected_brokers="5"))
     assert response.status_code == 302
     assert Cluster.objects.get().sasl_password == SECRET and Cluster.objects.get().expected_brokers == 5
+
+
+def test_the_binding_holds_below_the_form_too():
+    """Any code that moves a cluster (a command, the demo, later the API) forgets its password."""
+    cluster = Cluster.objects.create(name="a", bootstrap_servers="a:9092", **SASL, sasl_password="pw-a")
+    cluster = Cluster.objects.get(pk=cluster.pk)
+    cluster.bootstrap_servers = "elsewhere:9092"
+    cluster.save()
+    assert stored_column(cluster) == ""
+    cluster.sasl_password = "pw-b"  # typed for the new address: kept
+    cluster.bootstrap_servers = "third:9092"
+    cluster.save()
+    assert Cluster.objects.get(pk=cluster.pk).sasl_password == "pw-b"

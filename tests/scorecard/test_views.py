@@ -1,5 +1,4 @@
 import pytest
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from scorecard.evidence import evidence_append
@@ -9,13 +8,6 @@ from tests.factories import check_of, register
 pytestmark = pytest.mark.django_db
 
 SECRET = "s3cret-Pa55-do-not-show"
-
-
-@pytest.fixture
-def user_client(client):
-    user = get_user_model().objects.create_user("sre", password="correct horse battery")
-    client.force_login(user)
-    return client
 
 
 def valid_form(**overrides):

@@ -19,7 +19,7 @@ class Command(BaseCommand):
             for cluster in Cluster.objects.select_for_update().exclude(sasl_password_token=""):
                 try:
                     cluster.sasl_password_token = secrets.rotate(cluster.sasl_password_token)
-                except secrets.InvalidToken:
+                except secrets.SecretUnreadable:
                     raise CommandError(
                         f"the secret of cluster {cluster.name!r} cannot be decrypted with any configured key: "
                         "nothing was changed"
