@@ -82,12 +82,17 @@ def latency_summary(records: list[TimelineRecord], start_ms: float, end_ms: floa
     chosen = [r for r in records if start_ms <= r.sent_ms < end_ms]
     produce = [r.acked_ms - r.sent_ms for r in chosen if r.acked]
     e2e = [r.consumed_ms - r.sent_ms for r in chosen if r.consumed_ms is not None]
+
+    def ms(values: list[float], fraction: float) -> float | None:
+        value = percentile(values, fraction)  # differences of float times: 10.527000000000044
+        return None if value is None else round(value, 3)
+
     return {
         "records": len(chosen),
-        "produce_ms_p50": percentile(produce, 0.5),
-        "produce_ms_p99": percentile(produce, 0.99),
-        "e2e_ms_p50": percentile(e2e, 0.5),
-        "e2e_ms_p99": percentile(e2e, 0.99),
+        "produce_ms_p50": ms(produce, 0.5),
+        "produce_ms_p99": ms(produce, 0.99),
+        "e2e_ms_p50": ms(e2e, 0.5),
+        "e2e_ms_p99": ms(e2e, 0.99),
     }
 
 

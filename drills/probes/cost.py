@@ -147,9 +147,14 @@ def cost_model(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
     )
     costs, total = month["costs"], month["costs"]["total"]
     arithmetic = [
-        f"ingress: {sum(rates.values()):.1f} records/s x {record_bytes:.1f} B on the wire per record (measured "
-        f"fetching {len(sizes)} of them as the producers batched and compressed them; {value_bytes:.0f} B key and "
-        f"value) = {ingress_bps / 1e6:.4f} MB/s (sampled over {interval:.1f} s)",
+        f"ingress: {sum(rates.values()):.1f} records/s x {record_bytes:.1f} B on the wire per record ("
+        + (
+            f"measured fetching {len(sizes)} of them as the producers batched and compressed them; "
+            f"{value_bytes:.0f} B key and value"
+            if sizes
+            else "no record written in the sample to measure"
+        )
+        + f") = {ingress_bps / 1e6:.4f} MB/s (sampled over {interval:.1f} s)",
         *month["lines"][:-2],
         month["lines"][-2] + f" ({standby_source})",
         month["lines"][-1],
