@@ -135,9 +135,9 @@ def _hooks(run: DrillRun, brokers: dict[int, dict]) -> Hooks:
 def _drill(run: DrillRun) -> DrillResult:
     """Plan the fault from live metadata and run the engine; every failure becomes a result."""
     config = SimpleNamespace(**{**catalog.defaults("drill"), **run.params})
-    connection = kafka.ConnectionSettings.for_cluster(run.cluster)
     standby = run.cluster.standby
     try:
+        connection = kafka.ConnectionSettings.for_cluster(run.cluster)
         metadata = kafka.cluster_metadata(connection, timeout=10, topic=config.topic)
         brokers = {b.id: {"host": b.host, "port": b.port, "rack": b.rack} for b in metadata.brokers}
         plan = scenarios.plan(

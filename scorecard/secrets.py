@@ -4,7 +4,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
 
-class SecretUnreadable(Exception):
+class SecretUnreadable(ValueError):
     """A stored secret that none of the configured keys decrypts."""
 
 

@@ -48,12 +48,16 @@ class ConnectionSettings:
     @classmethod
     def for_cluster(cls, cluster) -> "ConnectionSettings":
         """From a registered Cluster (scorecard.models.Cluster)."""
+        try:
+            password = cluster.sasl_password
+        except ValueError as exc:  # scorecard.secrets.SecretUnreadable: its key was dropped
+            raise KafkaCallError(f"the stored SASL password cannot be used: {exc}") from None
         return cls(
             bootstrap_servers=cluster.bootstrap_servers,
             security_protocol=cluster.security_protocol,
             sasl_mechanism=cluster.sasl_mechanism,
             sasl_username=cluster.sasl_username,
-            sasl_password=cluster.sasl_password,
+            sasl_password=password,
             ssl_ca_pem=cluster.ssl_ca_pem,
         )
 

@@ -48,14 +48,14 @@ def probe_run(check: Check) -> ProbeResult:
         params = catalog.parse(check.kind, check.params)
     except catalog.ParamError as exc:
         return error(f"invalid parameters: {exc}", parameter=exc.name, **exc.errors)
-    context = probe_context(check.row.scorecard.cluster)
-    # A cluster no client can use says so within seconds; only a silent one waits out the timeout.
-    # Drill cadence reads the database, and bootstrap endpoints judges each address itself.
-    if check.kind not in (ProbeKind.DRILL_CADENCE, ProbeKind.BOOTSTRAP_ENDPOINTS):
-        reason = kafka.quick_failure(context.connection)
-        if reason:
-            return error(reason)
     try:
+        context = probe_context(check.row.scorecard.cluster)
+        # A cluster no client can use says so within seconds; only a silent one waits out the
+        # timeout. Drill cadence reads the database; bootstrap endpoints judges each address itself.
+        if check.kind not in (ProbeKind.DRILL_CADENCE, ProbeKind.BOOTSTRAP_ENDPOINTS):
+            reason = kafka.quick_failure(context.connection)
+            if reason:
+                return error(reason)
         return PROBES[check.kind](context, params)
     except kafka.UnsupportedApi as exc:
         return unsupported(exc)

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from scorecard import secrets
 from scorecard.models import Cluster
+from tests.factories import check_of, register
 from tests.scorecard.test_views import SECRET, valid_form
 
 pytestmark = pytest.mark.django_db
@@ -45,10 +46,15 @@ def test_key_rotation_keeps_every_cluster_working(settings):
 
 
 def test_a_secret_no_configured_key_reads_is_a_clear_error(settings):
-    cluster = Cluster.objects.create(name="a", bootstrap_servers="a:9092", **SASL, sasl_password="pw-a")
+    from drills.probes import probe_run
+
+    scorecard = register(name="a", bootstrap="127.0.0.1:1", **SASL, sasl_password="pw-a")
     settings.SCORECARD_SECRET_KEYS = [Fernet.generate_key().decode()]
     with pytest.raises(secrets.SecretUnreadable, match="cannot be decrypted with SCORECARD_SECRET_KEYS"):
-        _ = Cluster.objects.get(pk=cluster.pk).sasl_password
+        _ = Cluster.objects.get(pk=scorecard.cluster.pk).sasl_password
+    # A probe of that cluster is ERROR evidence naming the cause, not a crash.
+    result = probe_run(check_of(scorecard))
+    assert result.status == "ERROR" and "cannot be decrypted" in result.summary
 
 
 class Listener:
