@@ -49,6 +49,23 @@ if not SCORECARD_SECRET_KEYS:
 for _key in SCORECARD_SECRET_KEYS:
     check_fernet_key("SCORECARD_SECRET_KEYS", _key)
 
+# The evidence chain's HMAC key (DESIGN.md section 6): kept out of the database and apart
+# from SECRET_KEY, so neither a database writer nor a leaked session key can re-sign evidence.
+SCORECARD_EVIDENCE_KEY = env_str("SCORECARD_EVIDENCE_KEY")
+if not SCORECARD_EVIDENCE_KEY:
+    if not EMBEDDED:
+        raise ImproperlyConfigured(
+            "SCORECARD_EVIDENCE_KEY is required: at least 32 random characters, not the SECRET_KEY "
+            "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+    SCORECARD_EVIDENCE_KEY = local_secret_key(VAR_DIR / "evidence-key")
+elif len(SCORECARD_EVIDENCE_KEY) < 32 or SCORECARD_EVIDENCE_KEY == SECRET_KEY:
+    raise ImproperlyConfigured("SCORECARD_EVIDENCE_KEY must be at least 32 characters and differ from SECRET_KEY")
+# The full walk of every chain (pages only verify what was appended since the last one).
+CHAIN_WALK_SECONDS = env_int("CHAIN_WALK_SECONDS", 3600, minimum=60)
+# A row owner's sign-off lapses after this many days, or at once when the row's status changes.
+SIGNOFF_VALID_DAYS = env_int("SIGNOFF_VALID_DAYS", 90, minimum=1, maximum=3650)
+
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if EMBEDDED else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -64,6 +81,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
 
 INSTALLED_APPS = [
+    "django.contrib.admin.apps.SimpleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -71,6 +89,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "scorecard",
     "drills",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -81,7 +100,24 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "scorecard.middleware.AuditActorMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling (django-axes): after this many failures for one user name from one address,
+# that pair is locked out for the cool-off period; the login page says so.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=100)
+AXES_COOLOFF_TIME = env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1, maximum=1440) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -127,9 +163,27 @@ STATIC_ROOT = VAR_DIR / "static"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 SESSION_COOKIE_HTTPONLY = True
+# Idle logout: a session lasts this long after the last request.
+SESSION_COOKIE_AGE = env_int("SESSION_IDLE_MINUTES", 30, minimum=1, maximum=24 * 60) * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not EMBEDDED)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Scripts and styles from our own static files only (the pages have no inline code).
+SECURE_CSP = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'", "'unsafe-inline'"],
+    "img-src": ["'self'", "data:"],
+    "object-src": ["'none'"],
+    "base-uri": ["'none'"],
+    "frame-ancestors": ["'none'"],
+    "form-action": ["'self'"],
+}
 
 # Celery. Limits are reconciled at start-up (drills/checks.py): every probe's parameters must
 # fit the soft time limit, and the Redis visibility timeout must exceed the longest task (a
@@ -186,5 +240,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

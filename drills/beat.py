@@ -1,7 +1,9 @@
 """A Celery beat scheduler whose schedule is the Check table.
 
 Each applicable check is an entry that sends `run_scheduled_check(check_id)` every
-`interval_seconds` to its cluster's worker queue. The table is re-read every few seconds,
+`interval_seconds` to its cluster's worker queue. Each reload also starts scheduled drills
+whose window is open (drills.schedules), and an entry walks every evidence chain in full
+every CHAIN_WALK_SECONDS on the default queue. The table is re-read every few seconds,
 so edits on the scorecard page take effect without restarting beat; the time each check
 was last sent is stored on the check, so a restarted beat does not fire everything at once.
 
@@ -15,6 +17,7 @@ from datetime import timedelta
 
 from celery.beat import ScheduleEntry, Scheduler
 from celery.schedules import schedule
+from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
@@ -25,6 +28,7 @@ RELOAD_SECONDS = 5.0
 # worker that can reach the cluster, whatever queues other workers serve.
 WATCHDOG = "drill-watchdog:"
 WATCHDOG_SECONDS = 15
+CHAIN_WALK = "evidence-chain-walk"
 
 
 class CheckScheduler(Scheduler):
@@ -41,14 +45,33 @@ class CheckScheduler(Scheduler):
 
     def _load(self) -> None:
         # Imported here: beat loads this module before Django's apps are ready.
+        from drills.schedules import schedules_tick
         from drills.services import runs_never_queued_expire
         from drills.tasks import drill_watchdog, run_scheduled_check
         from scorecard.models import Check, Cluster
+        from scorecard.tasks import walk_chains
 
         close_old_connections()
         now = timezone.now()
         runs_never_queued_expire()
-        entries = {}
+        try:
+            for schedule_id, outcome in schedules_tick(now).items():
+                if outcome not in ("nothing due", "busy"):
+                    log.info("drill schedule %s: %s", schedule_id, outcome)
+        except Exception:  # beat must outlive a bad schedule or a database blip
+            log.exception("scheduled drills could not be checked; trying again at the next reload")
+        walk = self.data.get(CHAIN_WALK)
+        entries = {
+            CHAIN_WALK: ScheduleEntry(
+                name=CHAIN_WALK,
+                task=walk_chains.name,
+                schedule=schedule(run_every=timedelta(seconds=settings.CHAIN_WALK_SECONDS), app=self.app),
+                options={"queue": settings.CELERY_TASK_DEFAULT_QUEUE},
+                # First walk soon after beat starts, then every period.
+                last_run_at=walk.last_run_at if walk else now - timedelta(seconds=settings.CHAIN_WALK_SECONDS),
+                app=self.app,
+            )
+        }
         checks = Check.objects.runnable().select_related("row__scorecard__cluster")
         for check in checks:
             name = f"check-{check.pk}"
@@ -88,7 +111,7 @@ class CheckScheduler(Scheduler):
         from scorecard.models import Check
 
         new_entry = super().reserve(entry)
-        if not entry.name.startswith(WATCHDOG):
+        if entry.name.startswith("check-"):
             Check.objects.filter(pk=entry.args[0]).update(last_scheduled_at=new_entry.last_run_at)
         return new_entry
 

@@ -6,6 +6,13 @@ from scorecard.catalog import CLUSTER_FAULTS, ProbeKind, RowKey
 from scorecard.evidence import evidence_append
 from scorecard.models import Check, Row, Status
 from scorecard.status import verdict
+from scorecard.targets import METRICS, describe
+
+
+def _target(run: DrillRun, metric: str) -> dict:
+    """The target the run was judged against: its snapshot from the rows when it started
+    (older runs: the product default)."""
+    return run.targets.get(metric) or {"value": METRICS[metric].default, "source": "product default"}
 
 
 def _drill_check(row: Row) -> Check:
@@ -32,7 +39,7 @@ def drill_row_verdicts(run: DrillRun) -> list[tuple[str, Status, str]]:
 
     Only a fault the actuator confirmed, and that had an effect, proves anything: an
     inconclusive drill reports to automation alone, so it can never turn a row green."""
-    f, p, label = run.figures, run.params, f"{run.get_scenario_display()} drill {run.pk}"
+    f, label = run.figures, f"{run.get_scenario_display()} drill {run.pk}"
     if run.outcome == Outcome.REFUSED:
         return [(RowKey.AUTOMATION, Status.WARN, f"{label}: refused, nothing injected: {f.get('refused', run.error)}")]
     if run.outcome == Outcome.INCONCLUSIVE:
@@ -41,10 +48,10 @@ def drill_row_verdicts(run: DrillRun) -> list[tuple[str, Status, str]]:
         return [(RowKey.AUTOMATION, status, f"{label}: inconclusive: {reason}: check the actuator")]
     rows = []
     if f.get("fault_at_s") is not None:
-        rows.append((RowKey.DURABILITY, *_durability_verdict(f, label)))
+        rows.append((RowKey.DURABILITY, *_durability_verdict(f, run, label)))
         if run.scenario in CLUSTER_FAULTS:
-            rows.append((RowKey.METADATA, *_metadata_verdict(f, p, label)))
-        rows.append((RowKey.CLIENT_CONTINUITY, *_continuity_verdict(f, p, label)))
+            rows.append((RowKey.METADATA, *_metadata_verdict(f, run, label)))
+        rows.append((RowKey.CLIENT_CONTINUITY, *_continuity_verdict(f, run, label)))
     automation_fail = run.outcome == Outcome.FAILED or (run.error and not run.tripped_guardrail)
     automation_summary = f"{label}: {run.outcome or run.state}"
     if run.tripped_guardrail:
@@ -58,45 +65,61 @@ def drill_row_verdicts(run: DrillRun) -> list[tuple[str, Status, str]]:
     return rows
 
 
-def _durability_verdict(f: dict, label: str) -> tuple[Status, str]:
-    status = verdict(fail=f["rpo_acked_lost"] > 0 or f.get("reordered", 0) > 0, warn=f.get("duplicates", 0) > 0)
+def _durability_verdict(f: dict, run: DrillRun, label: str) -> tuple[Status, str]:
+    rpo = _target(run, "rpo_records")
+    status = verdict(
+        fail=f["rpo_acked_lost"] > rpo["value"] or f.get("reordered", 0) > 0, warn=f.get("duplicates", 0) > 0
+    )
     return status, (
-        f"{label}: {f['rpo_acked_lost']} acknowledged records lost of {f.get('records_acked')}, "
-        f"{f.get('duplicates', 0)} duplicated, {f.get('reordered', 0)} reordered"
+        f"{label}: {f['rpo_acked_lost']} acknowledged records lost of {f.get('records_acked')} "
+        f"({describe(rpo, ' records')}), {f.get('duplicates', 0)} duplicated, {f.get('reordered', 0)} reordered"
     )
 
 
-def _continuity_verdict(f: dict, p: dict, label: str) -> tuple[Status, str]:
+def _within(value, target: dict) -> bool:
+    return value is not None and (target.get("value") is None or value <= target["value"])
+
+
+def _continuity_verdict(f: dict, run: DrillRun, label: str) -> tuple[Status, str]:
     """Write and read RTO against the target, group resumption, and the live reader's anomalies."""
     rto, read_rto = f.get("write_rto_s"), f.get("read_rto_s")
     fatal = len(f.get("producer_fatal_errors") or [])
     group = group_figures(f)
     gap = group.get("gap_records", 0)
+    write_target, read_target = _target(run, "write_rto_s"), _target(run, "read_rto_s")
     summary = (
-        f"{label}: write RTO {_fmt(rto, missing=_not_recovered(f))}, "
-        f"read RTO {_fmt(read_rto, missing=_not_recovered(f))}"
+        f"{label}: write RTO {_fmt(rto, missing=_not_recovered(f))} ({describe(write_target)}), "
+        f"read RTO {_fmt(read_rto, missing=_not_recovered(f))} ({describe(read_target)})"
     )
     if fatal:
         summary += f"; the producer entered a fatal state {fatal} times and was recreated"
+    resume_target = _target(run, "consumer_resume_s")
+    resume_late = (
+        group and f.get("consumer_resume_s") is not None and not _within(f["consumer_resume_s"], resume_target)
+    )
     if group:
         summary += (
             f"; {group.get('partitions_resumed', 0)} of {group.get('partitions_committed', 0)} partitions resumed"
-            f" in {_fmt(f.get('consumer_resume_s'))} with a gap of {gap} records"
+            f" in {_fmt(f.get('consumer_resume_s'))} ({describe(resume_target)}) with a gap of {gap} records"
         )
     counts = f.get("consumer_anomalies", {}).get("counts", {})
     if any(counts.values()):
         summary += "; live reader: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n)
+    catch_up_target = run.targets.get("lag_catch_up_s")
+    catch_up_late = "catch_up_s" in f and catch_up_target and not _within(f["catch_up_s"], catch_up_target)
     if "catch_up_s" in f:
-        summary += f"; caught up {f.get('catch_up_records')} records in {f['catch_up_s']} s"
+        summary += f"; caught up {f.get('catch_up_records')} records in {_fmt(f['catch_up_s'])}"
+        if catch_up_target:
+            summary += f" ({describe(catch_up_target)})"
     unresumed = group.get("partitions_resumed", 0) < group.get("partitions_committed", 0)
     if group.get("offset_problems"):
         first = group["offset_problems"][0]
         summary += f"; synced offset on partition {first['partition']} {first['problem']}"
-    target = p.get("write_rto_target_seconds", 30)
     fail = (
-        rto is None
-        or read_rto is None
-        or rto > target
+        not _within(rto, write_target)
+        or not _within(read_rto, read_target)
+        or resume_late
+        or catch_up_late
         or gap > 0
         or unresumed
         or group.get("offset_problems")
@@ -106,13 +129,19 @@ def _continuity_verdict(f: dict, p: dict, label: str) -> tuple[Status, str]:
     return verdict(fail=fail, warn=fatal or counts.get("non_monotonic_polls")), summary
 
 
-def _metadata_verdict(f: dict, p: dict, label: str) -> tuple[Status, str]:
+def _metadata_verdict(f: dict, run: DrillRun, label: str) -> tuple[Status, str]:
     """Re-election from the observed loss; a loss never seen is not a fast re-election."""
     metadata = f.get("metadata", {})
+    catch_up_target = run.targets.get("catch_up_s")
     caught_up = f"replicas caught up in {_fmt(f.get('catchup_s'))}"
+    if catch_up_target:
+        caught_up += f" ({describe(catch_up_target)})"
+    catch_up_late = (
+        bool(catch_up_target) and f.get("catchup_s") is not None and f["catchup_s"] > catch_up_target["value"]
+    )
     if not metadata.get("loss_observed"):
         if metadata.get("leaders_moved") and not metadata.get("max_offline"):
-            return Status.PASS, f"{label}: leaders moved with no partition leaderless; {caught_up}"
+            return verdict(fail=catch_up_late), f"{label}: leaders moved with no partition leaderless; {caught_up}"
         return Status.WARN, (
             f"{label}: no leader loss seen in {metadata.get('samples_after_fault', 0)} metadata samples "
             f"after the fault: re-election not observed; {caught_up}"
@@ -120,8 +149,10 @@ def _metadata_verdict(f: dict, p: dict, label: str) -> tuple[Status, str]:
     reelect = f.get("reelection_s")
     if reelect is None:
         return Status.FAIL, f"{label}: leaders {_not_recovered(f)}; {caught_up}"
-    target = p.get("reelection_target_seconds", 30)
-    return verdict(fail=reelect > target), f"{label}: leaders re-elected in {reelect} s after the loss; {caught_up}"
+    target = _target(run, "reelection_s")
+    return verdict(fail=not _within(reelect, target) or catch_up_late), (
+        f"{label}: leaders re-elected in {reelect} s after the loss ({describe(target)}); {caught_up}"
+    )
 
 
 def drill_evidence_record(*, run: DrillRun) -> None:
@@ -132,6 +163,8 @@ def drill_evidence_record(*, run: DrillRun) -> None:
         "outcome": run.outcome,
         "figures": run.figures,
         "guardrails": run.guardrails,
+        "guardrail_sources": run.guardrail_sources,
+        "targets": run.targets,
         "tripped_guardrail": run.tripped_guardrail,
     }
     rows = {row.key: row for row in Row.objects.filter(scorecard__cluster=run.cluster)}

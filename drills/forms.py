@@ -2,15 +2,15 @@
 
 from django import forms
 
+from drills.models import WEEKDAY_NAMES
 from scorecard import catalog
 from scorecard.catalog import Scenario
 from scorecard.forms import add_param_errors, param_field
+from scorecard.targets import GUARDRAILS
 
 DRILL_FORM_PARAMS = (
     "fault_seconds", "baseline_seconds", "settle_seconds", "broker", "zone", "move_leaders", "interval_ms",
-    "latency_slo_ms", "stability_window_seconds", "max_duration_seconds", "max_error_rate", "error_window_seconds",
-    "max_consumer_lag", "min_healthy_brokers", "write_rto_target_seconds", "reelection_target_seconds",
-    "canary_group", "canary_topic", "max_offset_lag",
+    "latency_slo_ms", "stability_window_seconds", *GUARDRAILS, "canary_group", "canary_topic", "max_offset_lag",
 )  # fmt: skip
 
 
@@ -22,7 +22,8 @@ class DrillForm(forms.Form):
         label="Type the cluster's name to confirm", help_text="This drill disrupts the cluster for real."
     )
 
-    def __init__(self, *args, cluster, scenarios: list[Scenario], **kwargs):
+    def __init__(self, *args, cluster, scenarios: list[Scenario], row_limits: dict, **kwargs):
+        """`row_limits`: the rows' guardrails, {name: (value, "Row title row")}: the defaults."""
         super().__init__(*args, **kwargs)
         self.cluster = cluster
         # Only what the cluster's actuator can perform (drills.services.scenario_refusal).
@@ -33,6 +34,14 @@ class DrillForm(forms.Form):
             field = param_field(param)
             if param.kind != "bool":
                 field.initial = param.default
+            if name in row_limits:
+                value, row = row_limits[name]
+                field.initial = value
+                field.help_text = (
+                    f"From the {row}'s rollback condition: you may tighten it; only a drill approver may loosen it."
+                )
+            elif name in GUARDRAILS:
+                field.help_text += " No row sets this guardrail."
             self.fields[name] = field
         self.order_fields(["scenario", *DRILL_FORM_PARAMS, "confirm"])
 
@@ -51,4 +60,36 @@ class DrillForm(forms.Form):
             self.params = vars(catalog.parse("drill", values))
         except catalog.ParamError as exc:
             add_param_errors(self, exc)
+        # What was typed for each guardrail (None: take the rows'); the service decides.
+        self.guardrails = {name: values.get(name) for name in GUARDRAILS}
         return data
+
+
+class DrillScheduleForm(forms.Form):
+    """An approver schedules a scenario inside allowed windows."""
+
+    scenario = forms.ChoiceField()
+    weekdays = forms.TypedMultipleChoiceField(
+        coerce=int,
+        choices=[(i + 1, name) for i, name in enumerate(WEEKDAY_NAMES)],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Days whose window may run the drill (one drill per window).",
+    )
+    window_start = forms.TimeField(help_text="HH:MM, in the time zone below.")
+    window_end = forms.TimeField(help_text="HH:MM; before the start means the next day.")
+    time_zone = forms.CharField(max_length=64, initial="UTC", help_text="IANA name, e.g. Europe/Paris.")
+    fault_seconds = forms.FloatField(min_value=0.5, max_value=3600, initial=10.0)
+    max_duration_seconds = forms.IntegerField(
+        min_value=5, max_value=3600, required=False, help_text="Empty: the rows' guardrail (or 300 s)."
+    )
+
+    def __init__(self, *args, scenarios: list[Scenario], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["scenario"].choices = [(s.value, s.label) for s in scenarios]
+
+    def params(self) -> dict:
+        data = self.cleaned_data
+        params = {"fault_seconds": data["fault_seconds"]}
+        if data.get("max_duration_seconds") is not None:
+            params["max_duration_seconds"] = data["max_duration_seconds"]
+        return params

@@ -56,6 +56,11 @@ class DrillRun(models.Model):
     plan_description = models.CharField(max_length=500, blank=True)
     params = models.JSONField(default=dict, blank=True)
     guardrails = models.JSONField(default=dict, blank=True)
+    # Where each guardrail came from: {"max_error_rate": "Data durability row"} or who changed it.
+    guardrail_sources = models.JSONField(default=dict, blank=True)
+    # The rows' targets for this scenario when it started: {"write_rto_s": {"value": 30, "source": "..."}}.
+    targets = models.JSONField(default=dict, blank=True)
+    schedule = models.ForeignKey("DrillSchedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
     manual_steps = models.PositiveIntegerField(default=0)
     figures = models.JSONField(default=dict, blank=True)
     progress = models.JSONField(default=dict, blank=True)
@@ -223,3 +228,57 @@ class DrillTimeline(models.Model):
 
     def __str__(self) -> str:
         return f"timeline of drill {self.run_id}"
+
+
+class DrillSchedule(models.Model):
+    """A scenario an approver scheduled on a cluster: started by beat inside the allowed window
+    only (the days and hours in its time zone), with the same pre-flight and guardrails as a
+    drill started by hand. One drill per window; a window that passes without one is recorded."""
+
+    cluster = models.ForeignKey("scorecard.Cluster", on_delete=models.CASCADE, related_name="drill_schedules")
+    scenario = models.CharField(max_length=32, choices=Scenario.choices)
+    params = models.JSONField(default=dict, blank=True)
+    # ISO weekdays, 1 = Monday .. 7 = Sunday.
+    weekdays = models.JSONField(default=list)
+    window_start = models.TimeField()
+    window_end = models.TimeField()
+    time_zone = models.CharField(max_length=64, default="UTC")
+    enabled = models.BooleanField(default=True)
+    created_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(default=timezone.now)
+    # The start of the newest window beat has dealt with (ran, refused or missed).
+    handled_window = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["cluster", "scenario", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_scenario_display()} on {self.cluster} ({self.window_text})"
+
+    @property
+    def window_text(self) -> str:
+        days = ", ".join(WEEKDAY_NAMES[d - 1] for d in sorted(self.weekdays))
+        return f"{days} {self.window_start:%H:%M}-{self.window_end:%H:%M} {self.time_zone}"
+
+
+WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+class ScheduledWindow(models.Model):
+    """What happened in one window of a schedule: the drill it started, or why none ran."""
+
+    schedule = models.ForeignKey(DrillSchedule, on_delete=models.CASCADE, related_name="windows")
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    run = models.ForeignKey(DrillRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    missed_reason = models.CharField(max_length=500, blank=True)
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-window_start"]
+        constraints = [
+            models.UniqueConstraint(fields=["schedule", "window_start"], name="one_record_per_window"),
+        ]
+
+    def __str__(self) -> str:
+        return f"window {self.window_start:%Y-%m-%d %H:%M} of {self.schedule}"

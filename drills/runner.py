@@ -16,10 +16,10 @@ from drills import kafka, scenarios
 from drills.actuators import Action, ActuatorError, ManualActuator, actuator_for
 from drills.engine import DrillEngine, DrillResult, Hooks, PreflightRefused
 from drills.evidence import drill_evidence_record
-from drills.models import DrillRun, DrillTimeline
+from drills.models import DrillRun, DrillTimeline, Outcome
 from drills.probes import probe_run
 from drills.probes.base import ProbeResult
-from scorecard import catalog, services
+from scorecard import catalog, roles, services
 from scorecard.catalog import ProbeKind
 from scorecard.models import Check, Evidence, InvalidTransition, Status
 
@@ -37,6 +37,9 @@ def check_run_execute(*, run_id: int, worker: str) -> Evidence | None:
     run = services.check_run_claim(run_id=run_id, worker=worker)
     if run is None:
         log.info("run %s already claimed or gone; nothing to do", run_id)
+        return None
+    if run.requested_by != services.SCHEDULER and not roles.user_may(run.requested_by, "run_checks"):
+        run.fail(f"{run.requested_by} no longer holds a role that runs probes; nothing was run")
         return None
     try:
         result = probe_run(run.check_obj)
@@ -183,6 +186,9 @@ def drill_run_execute(*, run_id: int, worker: str) -> DrillRun | None:
         recovered = drill_run_recover_abandoned(run_id=run_id, worker=worker)
         log.info("drill %s already claimed or gone; %s", run_id, "recovered it" if recovered else "nothing to do")
         return recovered
+    if refusal := _requester_refusal(run):
+        run.finish(outcome=Outcome.ABORTED, figures={}, tripped="", error=refusal, manual_steps=0)
+        return run
     heartbeat = Heartbeat(run)
     heartbeat.start()
     try:
@@ -191,6 +197,18 @@ def drill_run_execute(*, run_id: int, worker: str) -> DrillRun | None:
         heartbeat.stopped.set()
         heartbeat.join(5)
     return drill_run_finish(run=run, result=result, worker=worker)
+
+
+def _requester_refusal(run: DrillRun) -> str:
+    """Why the person (or schedule) that asked for the drill may no longer have it run."""
+    if run.schedule_id is not None:
+        schedule = run.schedule
+        if schedule is None or not schedule.enabled or not roles.user_may(schedule.created_by, "approve_drills"):
+            return "its schedule was removed, disabled, or its approver lost the role; nothing was injected"
+        return ""
+    if not roles.user_may(run.requested_by, "start_drills"):
+        return f"{run.requested_by} no longer holds a role that starts drills; nothing was injected"
+    return ""
 
 
 def drill_run_finish(*, run: DrillRun, result: DrillResult, worker: str) -> DrillRun | None:

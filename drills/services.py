@@ -9,12 +9,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from drills.models import DrillRun
+from drills.models import DrillRun, DrillSchedule
 from drills.tasks import run_check, run_drill
-from scorecard import catalog
-from scorecard.catalog import CLUSTER_FAULTS, Scenario
-from scorecard.models import Actuator, Check, CheckRun, Cluster, Scorecard
+from scorecard import audit, catalog, roles
+from scorecard.catalog import CLUSTER_FAULTS, RowKey, Scenario
+from scorecard.models import Actuator, Check, CheckRun, Cluster, Row, Scorecard
 from scorecard.services import check_run_create
+from scorecard.targets import GUARDRAILS, looser, row_guardrails, targets_snapshot
 
 
 class DrillRefused(Exception):
@@ -89,30 +90,92 @@ def scenario_refusal(cluster: Cluster, scenario: str, *, move_leaders: bool = Fa
     return ""
 
 
-def drill_run_start(*, cluster: Cluster, scenario: str, params: dict, requested_by: str) -> DrillRun:
-    """Validate and queue a drill; refuses a second active drill on the same cluster."""
+def drill_rows(scenario: str) -> list[str]:
+    """The rows a drill's figures bear on: their rollback conditions guard it."""
+    rows = [RowKey.DURABILITY, RowKey.CLIENT_CONTINUITY, RowKey.AUTOMATION]
+    return rows + [RowKey.METADATA] if scenario in CLUSTER_FAULTS else rows
+
+
+def drill_guardrails(*, cluster: Cluster, scenario: str, asked: dict, by: str, may_loosen: bool) -> tuple[dict, dict]:
+    """The drill's guardrails and where each came from: the strictest of the affected rows'
+    rollback conditions; the person starting it may tighten them, only an approver may loosen
+    them. `asked` holds what was typed (None = take the rows')."""
+    limits = row_guardrails(Row.objects.filter(scorecard__cluster=cluster, key__in=drill_rows(scenario)))
+    defaults = catalog.defaults("drill")
+    values, sources = {}, {}
+    for name, (_, _, label) in GUARDRAILS.items():
+        wanted = asked.get(name)
+        if name not in limits:
+            value = wanted if wanted is not None else defaults.get(name)
+            source = "drill default" if wanted is None or wanted == defaults.get(name) else f"set by {by}"
+        else:
+            limit, row = limits[name]
+            if wanted is None or wanted == limit:
+                value, source = limit, row
+            elif looser(name, wanted, limit):
+                if not may_loosen:
+                    raise DrillRefused(
+                        f"{label} {wanted:g} is looser than the {row}'s rollback condition ({limit:g}): "
+                        "only a drill approver may loosen a guardrail"
+                    )
+                value, source = wanted, f"loosened by {by} from {limit:g} ({row})"
+            else:
+                value, source = wanted, f"tightened by {by} from {limit:g} ({row})"
+        if value is not None:
+            values[name], sources[name] = value, source
+    return values, sources
+
+
+def drill_run_start(
+    *,
+    cluster: Cluster,
+    scenario: str,
+    params: dict,
+    requested_by: str,
+    guardrails: dict | None = None,
+    may_loosen: bool = False,
+    schedule: DrillSchedule | None = None,
+) -> DrillRun:
+    """Validate and queue a drill; refuses a second active drill on the same cluster.
+
+    Guardrails come from the rows (`drill_guardrails`), `guardrails` being what the person
+    typed (None: those among `params`); targets are the rows' for the scenario, kept on the run
+    as they were when it started."""
     if not cluster.drills_allowed:
         raise DrillRefused(f"drills are not allowed on {cluster.name}: enable them on the cluster first")
-    parsed = catalog.parse("drill", params)  # ParamError names each bad parameter
+    catalog.parse("drill", params)  # ParamError names each bad parameter
+    if guardrails is None:  # callers without a form: guardrails given among the parameters
+        guardrails = {name: params.get(name) for name in GUARDRAILS}
+    limits, sources = drill_guardrails(
+        cluster=cluster, scenario=scenario, asked=guardrails, by=requested_by, may_loosen=may_loosen
+    )
+    parsed = catalog.parse("drill", {**params, **limits})
     refusal = scenario_refusal(cluster, scenario, move_leaders=parsed.move_leaders)
     if refusal:
         raise DrillRefused(refusal)
     if scenario == Scenario.STANDBY_CUTOVER and not (parsed.canary_group and parsed.canary_topic):
         raise DrillRefused("a standby cutover rehearsal needs a canary group and its topic")
-    guardrails = {
-        name: getattr(parsed, name)
-        for name in ("max_duration_seconds", "max_error_rate", "max_consumer_lag", "min_healthy_brokers")
-        if getattr(parsed, name) is not None
-    }
+    rows = {row.key: row for row in Row.objects.filter(scorecard__cluster=cluster)}
+    enforced = {name: value for name, value in limits.items() if name != "error_window_seconds"}
     try:
         with transaction.atomic():
             run = DrillRun.objects.create(
                 cluster=cluster,
                 scenario=scenario,
                 params=vars(parsed),
-                guardrails=guardrails,
+                guardrails=enforced,
+                guardrail_sources=sources,
+                targets=targets_snapshot(rows, scenario),
                 actuator=cluster.actuator,
                 requested_by=requested_by,
+                schedule=schedule,
+            )
+            audit.record(
+                "drill.start",
+                run,
+                cluster=cluster,
+                after={"scenario": scenario, "guardrails": enforced, "guardrail_sources": sources},
+                comment=next((s for s in sources.values() if s.startswith("loosened")), ""),
             )
     except IntegrityError:
         active = DrillRun.objects.filter(cluster=cluster, state__in=DrillRun.ACTIVE).first()
@@ -138,9 +201,20 @@ def _send_drill(run: DrillRun) -> None:
         raise QueueUnavailable(reason) from None
 
 
+def may_act_on(user, run: DrillRun) -> bool:
+    """Abort or confirm a step: an approver on any drill, an operator on the drills they started."""
+    return roles.can(user, "approve_drills") or (
+        roles.can(user, "start_drills") and run.requested_by == user.get_username()
+    )
+
+
 def drill_run_abort_request(*, run: DrillRun, user: str) -> bool:
-    return run.request_abort(user=user)
+    if aborted := run.request_abort(user=user):
+        audit.record("drill.abort", run, cluster=run.cluster, actor=user)
+    return aborted
 
 
 def drill_step_confirm(*, run: DrillRun, user: str) -> bool:
-    return run.confirm_step(user=user)
+    if confirmed := run.confirm_step(user=user):
+        audit.record("drill.confirm_step", run, cluster=run.cluster, actor=user, comment=run.awaiting_step)
+    return confirmed

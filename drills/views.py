@@ -1,18 +1,21 @@
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from drills import services
+from drills import schedules, services
 from drills.charts import timeline_figure
-from drills.forms import DrillForm
-from drills.models import DrillRun, DrillTimeline
+from drills.forms import DrillForm, DrillScheduleForm
+from drills.models import DrillRun, DrillSchedule, DrillTimeline
+from scorecard import audit, roles
 from scorecard.catalog import Scenario
-from scorecard.models import Check, Cluster, Scorecard
+from scorecard.models import Check, Cluster, Row, Scorecard
+from scorecard.targets import row_guardrails
+from scorecard.views import role_required
 
 
-@login_required
+@role_required("run_checks")
 @require_POST
 def checks_run(request, cluster_id: int):
     """The scorecard page's "Run checks now": every runnable check, on the cluster's queue."""
@@ -26,7 +29,7 @@ def checks_run(request, cluster_id: int):
     return redirect("scorecard-detail", cluster_id=cluster_id)
 
 
-@login_required
+@role_required("run_checks")
 @require_POST
 def check_run(request, check_id: int):
     """The check page's "Run now"."""
@@ -41,19 +44,35 @@ def check_run(request, check_id: int):
     return redirect("scorecard-check", check_id=check.pk)
 
 
-@login_required
+def _offered(cluster: Cluster) -> dict[Scenario, str]:
+    """Every scenario with why the cluster cannot run it ("" = offered): only what its actuator
+    can perform is offered; the rest is listed with the reason."""
+    return {s: services.scenario_refusal(cluster, s) for s in Scenario}
+
+
+def _drill_form(cluster: Cluster, refusals: dict, data=None) -> DrillForm:
+    """The start form, its guardrails defaulting to the rows' for the scenario asked."""
+    scenario = (data or {}).get("scenario") or Scenario.BROKER_LOSS
+    rows = Row.objects.filter(scorecard__cluster=cluster, key__in=services.drill_rows(scenario))
+    offered = [s for s, reason in refusals.items() if not reason]
+    return DrillForm(data, cluster=cluster, scenarios=offered, row_limits=row_guardrails(rows))
+
+
+@role_required("read")
 def drill_list(request, cluster_id: int):
     cluster = get_object_or_404(Cluster, pk=cluster_id)
-    # Only what the cluster's actuator can perform is offered; the rest is listed with the reason.
-    refusals = {s: services.scenario_refusal(cluster, s) for s in Scenario}
-    offered = [s for s, reason in refusals.items() if not reason]
-    form = DrillForm(request.POST or None, cluster=cluster, scenarios=offered)
-    if request.method == "POST" and form.is_valid():
+    if request.method != "POST":
+        return _drill_page(request, cluster)
+    roles.require(request.user, "start_drills", "start a drill")
+    form = _drill_form(cluster, _offered(cluster), request.POST)
+    if form.is_valid():
         try:
             run = services.drill_run_start(
                 cluster=cluster,
                 scenario=form.cleaned_data["scenario"],
                 params=form.params,
+                guardrails=form.guardrails,
+                may_loosen=roles.can(request.user, "approve_drills"),
                 requested_by=request.user.get_username(),
             )
         except services.DrillRefused as exc:
@@ -63,27 +82,80 @@ def drill_list(request, cluster_id: int):
         else:
             messages.success(request, f"Queued the {run.get_scenario_display()} drill on {cluster.name}.")
             return redirect("drills-detail", run_id=run.pk)
-    runs = DrillRun.objects.filter(cluster=cluster)[:50]
-    not_offered = [(s.label, reason) for s, reason in refusals.items() if reason]
-    context = {"cluster": cluster, "form": form, "runs": runs, "not_offered": not_offered}
+    return _drill_page(request, cluster, form=form)
+
+
+def _drill_page(request, cluster: Cluster, *, form=None, schedule_form=None):
+    refusals = _offered(cluster)
+    offered = [s for s, reason in refusals.items() if not reason]
+    context = {
+        "cluster": cluster,
+        "form": form or _drill_form(cluster, refusals),
+        "schedule_form": schedule_form or DrillScheduleForm(scenarios=offered),
+        "runs": DrillRun.objects.filter(cluster=cluster)[:50],
+        "schedules": DrillSchedule.objects.filter(cluster=cluster).prefetch_related("windows"),
+        "not_offered": [(s.label, reason) for s, reason in refusals.items() if reason],
+    }
     return render(request, "drills/list.html", context)
+
+
+@role_required("approve_drills")
+@require_POST
+def schedule_new(request, cluster_id: int):
+    cluster = get_object_or_404(Cluster, pk=cluster_id)
+    form = DrillScheduleForm(request.POST, scenarios=[s for s, reason in _offered(cluster).items() if not reason])
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            schedule = schedules.schedule_create(
+                cluster=cluster,
+                by=request.user.get_username(),
+                scenario=data["scenario"],
+                weekdays=data["weekdays"],
+                window_start=data["window_start"],
+                window_end=data["window_end"],
+                time_zone=data["time_zone"],
+                params=form.params(),
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            messages.success(request, f"Scheduled {schedule}.")
+            return redirect("drills-list", cluster_id=cluster.pk)
+    return _drill_page(request, cluster, schedule_form=form)
+
+
+@role_required("approve_drills")
+@require_POST
+def schedule_delete(request, schedule_id: int):
+    schedule = get_object_or_404(DrillSchedule.objects.select_related("cluster"), pk=schedule_id)
+    schedules.schedule_delete(schedule=schedule)
+    messages.success(request, f"Removed the schedule {schedule}.")
+    return redirect("drills-list", cluster_id=schedule.cluster_id)
 
 
 def _run(run_id: int) -> DrillRun:
     return get_object_or_404(DrillRun.objects.select_related("cluster"), pk=run_id)
 
 
-@login_required
+@role_required("read")
 def drill_detail(request, run_id: int):
     run = _run(run_id)
     chart = None
     timeline = DrillTimeline.objects.filter(run=run).first()
     if timeline is not None:
         chart = timeline_figure(timeline.data, title=f"{run.get_scenario_display()} on {run.cluster.name}").to_json()
-    return render(request, "drills/detail.html", {"run": run, "chart": chart})
+    context = {
+        "run": run,
+        "chart": chart,
+        "may_act": services.may_act_on(request.user, run),
+        "audit": audit.events_for(run),
+    }
+    return render(request, "drills/detail.html", context)
 
 
-@login_required
+@role_required("read")
 def drill_progress(request, run_id: int):
     run = _run(run_id)
     return JsonResponse(
@@ -100,19 +172,29 @@ def drill_progress(request, run_id: int):
     )
 
 
-@login_required
+def _may_act(request, run: DrillRun, action: str) -> None:
+    if not services.may_act_on(request.user, run):
+        raise PermissionDenied(
+            f"{request.user.get_username()} may not {action} drill {run.pk}: "
+            f"only its requester ({run.requested_by}) or a drill approver may"
+        )
+
+
+@role_required("start_drills")
 @require_POST
 def drill_abort(request, run_id: int):
     run = _run(run_id)
+    _may_act(request, run, "abort")
     services.drill_run_abort_request(run=run, user=request.user.get_username())
     messages.info(request, "Abort requested: the drill stops its fault and runs the recovery.")
     return redirect("drills-detail", run_id=run.pk)
 
 
-@login_required
+@role_required("start_drills")
 @require_POST
 def drill_confirm_step(request, run_id: int):
     run = _run(run_id)
+    _may_act(request, run, "confirm a step of")
     if services.drill_step_confirm(run=run, user=request.user.get_username()):
         messages.success(request, f"Confirmed: {run.awaiting_step}")
     return redirect("drills-detail", run_id=run.pk)

@@ -63,6 +63,10 @@ class Scenario(models.TextChoices):
 CLUSTER_FAULTS = (Scenario.BROKER_LOSS, Scenario.ZONE_LOSS, Scenario.LEADER_CHANGE)
 CLIENT_FAULTS = (Scenario.CONSUMER_RESTART, Scenario.LAG_CATCH_UP, Scenario.STANDBY_CUTOVER)
 
+# Probe parameters that are a row's typed target (scorecard.targets): filled in from the row
+# when the probe runs, never stored on the check.
+FROM_ROW_TARGETS = {"monthly_budget": "monthly_budget_usd"}
+
 NAME_PATTERN = r"[A-Za-z0-9._-]{1,249}"  # Kafka topic and (our subset of) group names
 FEATURES = ("idempotent_producer", "transactions", "consumer_groups", "kip848_consumer_protocol")
 
@@ -187,6 +191,7 @@ SPECS: dict[str, tuple[Param, ...]] = {
               label="$ per cross-zone GB"),
         Param("price_broker_hour", "float", 0.21, "Price of one broker for one hour, in $.", 0, 10_000,
               label="$ per broker-hour"),
+        # Filled in from the cost row's target by the runner; not a parameter of the check.
         Param("monthly_budget", "float", 5000.0, "Monthly budget of the resilient topology, in $.", 0, 10**9),
         Param("standby_brokers", "int", 0, "Standby brokers billed (used when no standby cluster is registered).",
               0, 10_000),
@@ -225,14 +230,13 @@ SPECS: dict[str, tuple[Param, ...]] = {
               10**9, optional=True),
         Param("min_healthy_brokers", "int", None, "Guardrail: abort when fewer brokers answer.", 0, 10_000,
               optional=True),
-        Param("write_rto_target_seconds", "float", 30.0, "Target for write RTO (client continuity).", 0, 3600),
-        Param("reelection_target_seconds", "float", 30.0, "Target for leader re-election (metadata).", 0, 3600),
     ),
 }  # fmt: skip
 
 
 def defaults(kind: str) -> dict:
-    return {p.name: p.default for p in SPECS[kind] if p.default is not None}
+    """What a new check stores: every default except those the row's targets give."""
+    return {p.name: p.default for p in SPECS[kind] if p.default is not None and p.name not in FROM_ROW_TARGETS}
 
 
 def _check(param: Param, value: Any) -> Any:

@@ -1,16 +1,37 @@
-"""The evidence chain (DESIGN.md section 6): append-only, hash-chained per scorecard."""
+"""The evidence chain (DESIGN.md section 6): append-only, keyed, hash-chained per scorecard.
+
+Each link is an HMAC (SCORECARD_EVIDENCE_KEY, never in the database) over the canonical JSON
+of its fields and the previous link's hash. The scorecard keeps a signed head, the count and
+last hash, moved in the same transaction as each append; appends continue from the head, not
+from whatever the last row is. So a changed, reordered or deleted link, a deleted tail, all
+evidence deleted, or a chain recomputed without the key no longer agree with the head.
+
+Verification has three depths:
+- `chain_states`: for lists of scorecards, one grouped query (counts against the heads) plus
+  what the last verification stored;
+- `chain_verify`: for a scorecard's pages, the above plus a walk of the links appended since
+  the signed checkpoint of the last verification;
+- `chain_walk`: every link from the first, on a schedule (beat) and for exports.
+"""
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from datetime import UTC
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Max
 from django.utils import timezone
 
-from scorecard.models import EVIDENCE_STATUSES, Check, CheckRun, Evidence, Scorecard
+from scorecard.models import EVIDENCE_STATUSES, GENESIS_HASH, Check, CheckRun, Evidence, Scorecard
 
-GENESIS_HASH = "0" * 64
+__all__ = ["GENESIS_HASH", "ChainVerification", "chain_states", "chain_verify", "chain_walk", "evidence_append"]
+
+
+def _mac(message: str) -> str:
+    return hmac.new(settings.SCORECARD_EVIDENCE_KEY.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
 def evidence_payload(evidence: Evidence) -> dict:
@@ -31,7 +52,28 @@ def evidence_payload(evidence: Evidence) -> dict:
 
 def evidence_hash(payload: dict, prev_hash: str) -> str:
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return hashlib.sha256((canonical + prev_hash).encode()).hexdigest()
+    return _mac(canonical + prev_hash)
+
+
+def _signature(kind: str, scorecard_id: int, count: int, last_hash: str) -> str:
+    return _mac(f"{kind}\x1f{scorecard_id}\x1f{count}\x1f{last_hash}")
+
+
+def head_sign(scorecard: Scorecard) -> None:
+    scorecard.head_signature = _signature("head", scorecard.pk, scorecard.head_count, scorecard.head_hash)
+
+
+def _checkpoint_sign(scorecard: Scorecard) -> str:
+    return _signature("checkpoint", scorecard.pk, scorecard.verified_count, scorecard.verified_hash)
+
+
+def chain_start(scorecard: Scorecard) -> None:
+    """Sign the empty head of a new scorecard (an unsigned head is reported as tampered)."""
+    head_sign(scorecard)
+    scorecard.verified_signature = _checkpoint_sign(scorecard)
+    Scorecard.objects.filter(pk=scorecard.pk).update(
+        head_signature=scorecard.head_signature, verified_signature=scorecard.verified_signature
+    )
 
 
 @transaction.atomic
@@ -44,16 +86,16 @@ def evidence_append(
     collected_by: str,
     run: CheckRun | None = None,
 ) -> Evidence:
-    """Append evidence to the check's scorecard chain under a lock on the scorecard."""
+    """Append evidence to the check's scorecard chain under a lock on the scorecard, moving
+    its signed head in the same transaction."""
     if status not in EVIDENCE_STATUSES:
         raise ValueError(f"evidence status must be one of {', '.join(EVIDENCE_STATUSES)}, not {status!r}")
     scorecard = Scorecard.objects.select_for_update().get(pk=check.row.scorecard_id)
-    last = Evidence.objects.filter(scorecard=scorecard).order_by("-seq").only("seq", "hash").first()
     # Round-trip through JSON so the hash covers exactly what the database will give back.
     measurements = json.loads(json.dumps(measurements, allow_nan=False, default=str))
     evidence = Evidence(
         scorecard=scorecard,
-        seq=(last.seq + 1) if last else 1,
+        seq=scorecard.head_count + 1,
         check_obj=check,
         run=run,
         row_key=check.row.key,
@@ -62,38 +104,158 @@ def evidence_append(
         measurements=measurements,
         collected_by=collected_by[:200],
         collected_at=timezone.now(),
-        prev_hash=last.hash if last else GENESIS_HASH,
+        prev_hash=scorecard.head_hash,
     )
     evidence.hash = evidence_hash(evidence_payload(evidence), evidence.prev_hash)
     evidence.save()
+    scorecard.head_count, scorecard.head_hash = evidence.seq, evidence.hash
+    head_sign(scorecard)
+    Scorecard.objects.filter(pk=scorecard.pk).update(
+        head_count=scorecard.head_count, head_hash=scorecard.head_hash, head_signature=scorecard.head_signature
+    )
     return evidence
 
 
 @dataclass(frozen=True)
 class ChainVerification:
     ok: bool
-    count: int
+    count: int  # links the signed head vouches for
     head_hash: str
     broken_seq: int | None = None
     reason: str = ""
+    full: bool = False  # every link was walked (not only those since the last verification)
+
+
+def _head_problem(scorecard: Scorecard) -> str:
+    expected = _signature("head", scorecard.pk, scorecard.head_count, scorecard.head_hash)
+    if not hmac.compare_digest(expected, scorecard.head_signature or ""):
+        return "the signed head of the chain was altered (or SCORECARD_EVIDENCE_KEY changed)"
+    return ""
+
+
+def _count_problem(scorecard: Scorecard, count: int, last_seq: int | None) -> tuple[int | None, str]:
+    """Compare the evidence rows present with the signed head; (first broken seq, reason)."""
+    head = scorecard.head_count
+    last_seq = last_seq or 0
+    if count == head and last_seq == head:
+        return None, ""
+    if count == 0:
+        return 1, f"all {head} evidence items are missing (the signed head vouches for #1 to #{head})"
+    if last_seq < head:
+        first = last_seq + 1
+        span = f"#{first}" if first == head else f"#{first} to #{head}"
+        return first, f"the newest evidence {span} is missing (deleted tail; the signed head vouches for {head})"
+    if last_seq > head:
+        return head + 1, f"evidence #{head + 1} to #{last_seq} was added outside the chain (not in the signed head)"
+    return None, f"{head - count} evidence items are missing from the chain (it holds {count} of {head})"
+
+
+def _walk(scorecard: Scorecard, start: int, prev_hash: str) -> tuple[int | None, str, str]:
+    """Check links start..head; (first broken seq or None, reason, hash of the last link)."""
+    expected_seq = start
+    links = Evidence.objects.filter(scorecard=scorecard, seq__gte=start, seq__lte=scorecard.head_count)
+    for evidence in links.order_by("seq").iterator(chunk_size=500):
+        if evidence.seq != expected_seq:
+            return expected_seq, f"evidence #{expected_seq} is missing", prev_hash
+        if evidence.prev_hash != prev_hash:
+            return evidence.seq, f"evidence #{evidence.seq} does not link to its predecessor", prev_hash
+        if not hmac.compare_digest(evidence_hash(evidence_payload(evidence), prev_hash), evidence.hash):
+            return evidence.seq, f"evidence #{evidence.seq} was changed or re-hashed after it was recorded", prev_hash
+        prev_hash = evidence.hash
+        expected_seq += 1
+    if expected_seq <= scorecard.head_count:
+        return expected_seq, f"evidence #{expected_seq} is missing", prev_hash
+    if prev_hash != scorecard.head_hash:
+        return scorecard.head_count, "the last link does not match the signed head", prev_hash
+    return None, "", prev_hash
+
+
+def _record(scorecard: Scorecard, broken_seq: int | None, reason: str, *, full: bool) -> ChainVerification:
+    """Store what verification found: a break until a full walk finds the chain whole again,
+    and on success a signed checkpoint so the next page only walks newer links."""
+    fields = {}
+    if broken_seq is None and not reason:
+        scorecard.verified_count, scorecard.verified_hash = scorecard.head_count, scorecard.head_hash
+        fields = {
+            "verified_count": scorecard.verified_count,
+            "verified_hash": scorecard.verified_hash,
+            "verified_signature": _checkpoint_sign(scorecard),
+        }
+        if full:
+            fields["broken_reason"] = ""
+    else:
+        fields["broken_reason"] = reason[:500]
+    if full:
+        fields["walked_at"] = timezone.now()
+    Scorecard.objects.filter(pk=scorecard.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(scorecard, name, value)
+    ok = broken_seq is None and not reason
+    return ChainVerification(ok, scorecard.head_count, scorecard.head_hash, broken_seq, reason, full)
+
+
+def _stored_problem(scorecard: Scorecard) -> str:
+    return scorecard.broken_reason or _head_problem(scorecard)
+
+
+def chain_states(scorecards: list[Scorecard]) -> dict[int, ChainVerification]:
+    """Whether each chain can be trusted, from one query (the heads as stored now, and the
+    evidence counted against them): a stored break, an altered head, or rows missing or added.
+    (Changes inside links need a walk.)"""
+    current = Scorecard.objects.filter(pk__in=[s.pk for s in scorecards]).annotate(
+        n=Count("evidence"), last=Max("evidence__seq")
+    )
+    states = {}
+    for scorecard in current:
+        broken_seq, reason = _count_problem(scorecard, scorecard.n, scorecard.last)
+        reason = _stored_problem(scorecard) or reason
+        states[scorecard.pk] = ChainVerification(
+            not reason, scorecard.head_count, scorecard.head_hash, broken_seq, reason
+        )
+    return states
 
 
 def chain_verify(*, scorecard: Scorecard) -> ChainVerification:
-    """Walk the chain from the first link; name the first link whose hash or link does not hold."""
-    prev_hash = GENESIS_HASH
-    count = 0
-    for evidence in Evidence.objects.filter(scorecard=scorecard).order_by("seq").iterator(chunk_size=500):
-        expected_seq = count + 1
-        if evidence.seq != expected_seq:
-            return ChainVerification(False, count, prev_hash, expected_seq, f"evidence #{expected_seq} is missing")
-        if evidence.prev_hash != prev_hash:
-            return ChainVerification(
-                False, count, prev_hash, evidence.seq, f"evidence #{evidence.seq} does not link to its predecessor"
-            )
-        if evidence_hash(evidence_payload(evidence), prev_hash) != evidence.hash:
-            return ChainVerification(
-                False, count, prev_hash, evidence.seq, f"evidence #{evidence.seq} was changed after it was recorded"
-            )
-        prev_hash = evidence.hash
-        count += 1
-    return ChainVerification(True, count, prev_hash)
+    """The page's verification: the head, the rows present, and the links appended since the
+    last verification (a full walk if the checkpoint itself does not verify)."""
+    scorecard.refresh_from_db()
+    if reason := _stored_problem(scorecard):
+        return ChainVerification(False, scorecard.head_count, scorecard.head_hash, None, reason)
+    found = Evidence.objects.filter(scorecard=scorecard).aggregate(n=Count("id"), last=Max("seq"))
+    broken_seq, reason = _count_problem(scorecard, found["n"], found["last"])
+    if reason and broken_seq is None:
+        return chain_walk(scorecard=scorecard)  # links missing inside the chain: name the first
+    if reason:
+        return _record(scorecard, broken_seq, reason, full=False)
+    checkpoint_ok = hmac.compare_digest(_checkpoint_sign(scorecard), scorecard.verified_signature or "")
+    if not checkpoint_ok or scorecard.verified_count > scorecard.head_count:
+        return chain_walk(scorecard=scorecard)
+    start, prev_hash = scorecard.verified_count, scorecard.verified_hash
+    if start:
+        # The checkpoint's own link must still be the one verified.
+        at = Evidence.objects.filter(scorecard=scorecard, seq=start).values_list("hash", flat=True).first()
+        if at != prev_hash:
+            return _record(scorecard, start, f"evidence #{start} was changed after it was verified", full=False)
+    broken_seq, reason, _ = _walk(scorecard, start + 1, prev_hash)
+    return _record(scorecard, broken_seq, reason, full=False)
+
+
+def chain_walk(*, scorecard: Scorecard) -> ChainVerification:
+    """Every link from the first, against the signed head (scheduled, and for exports)."""
+    scorecard.refresh_from_db()
+    if reason := _head_problem(scorecard):
+        return _record(scorecard, None, reason, full=True)
+    found = Evidence.objects.filter(scorecard=scorecard).aggregate(n=Count("id"), last=Max("seq"))
+    broken_seq, reason = _count_problem(scorecard, found["n"], found["last"])
+    if not reason or broken_seq is None:
+        # Whole in number, or missing inside: the walk names the first link that does not hold.
+        broken_seq, reason, _ = _walk(scorecard, 1, GENESIS_HASH)
+    return _record(scorecard, broken_seq, reason, full=True)
+
+
+def chain_walk_all() -> dict[str, int]:
+    """The scheduled full walk of every scorecard's chain; counts of whole and broken chains."""
+    result = {"whole": 0, "broken": 0}
+    for scorecard in Scorecard.objects.only("pk").iterator():
+        result["whole" if chain_walk(scorecard=scorecard).ok else "broken"] += 1
+    return result

@@ -1,7 +1,8 @@
 from django import forms
+from django.contrib.auth import get_user_model
 from django.core.validators import RegexValidator
 
-from scorecard import catalog
+from scorecard import catalog, roles, targets
 from scorecard.models import Check, Cluster, Row
 
 
@@ -41,7 +42,7 @@ class ClusterForm(forms.ModelForm):
             "drills_allowed": "Allow disruptive drills on this cluster.",
             "actuator": "What performs a drill's faults and recovery.",
             "actuator_commands": (
-                'Administrators only. {"broker_down": ["systemctl", "stop", "kafka@{broker}"], "broker_up": [...], '
+                '{"broker_down": ["systemctl", "stop", "kafka@{broker}"], "broker_up": [...], '
                 '"timeout_seconds": 60}: run without a shell; placeholders {broker}, {host}, {port}, {rack}.'
             ),
         }
@@ -50,11 +51,8 @@ class ClusterForm(forms.ModelForm):
             "actuator_commands": forms.Textarea(attrs={"rows": 4}),
         }
 
-    def __init__(self, *args, user=None, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Command templates run programs on the workers: only administrators may set them.
-        if user is None or not user.is_staff:
-            del self.fields["actuator_commands"]
         others = Cluster.objects.all()
         if self.instance.pk:
             others = others.exclude(pk=self.instance.pk)
@@ -73,18 +71,117 @@ class ClusterForm(forms.ModelForm):
 
 
 class RowForm(forms.ModelForm):
+    """A row's owner, test, rollback condition (for people, and the guardrails drills enforce)
+    and targets (a number per metric, with per-scenario overrides)."""
+
+    target_overrides = forms.CharField(
+        required=False,
+        label="Targets per scenario",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One per line, scenario.metric = number, e.g. broker_loss.write_rto_s = 10",
+    )
+
     class Meta:
         model = Row
-        fields = ["owner", "owner_contact", "test_description", "rollback_condition", "target"]
+        fields = [
+            "owner",
+            "owner_contact",
+            "owner_user",
+            "test_description",
+            "rollback_condition",
+            "rollback_max_duration_seconds",
+            "rollback_max_error_rate",
+            "rollback_error_window_seconds",
+            "rollback_max_consumer_lag",
+            "rollback_min_healthy_brokers",
+            "target",
+        ]
+        labels = {
+            "owner": "Owner (team)",
+            "owner_user": "Owner's login (signs the row off)",
+            "rollback_condition": "Rollback condition (for people)",
+            "rollback_max_duration_seconds": "Guardrail: max drill duration (s)",
+            "rollback_max_error_rate": "Guardrail: max produce error rate (0-1)",
+            "rollback_error_window_seconds": "Guardrail: error-rate window (s)",
+            "rollback_max_consumer_lag": "Guardrail: max consumer lag (records)",
+            "rollback_min_healthy_brokers": "Guardrail: min healthy brokers",
+            "target": "Target (for people)",
+        }
         widgets = {
             "test_description": forms.Textarea(attrs={"rows": 3}),
             "rollback_condition": forms.Textarea(attrs={"rows": 3}),
         }
         help_texts = {
             "rollback_condition": (
-                "When a drill on this row must stop and undo itself. A row without one is at best WARN."
+                "When a drill on this row must stop and undo itself. A row without one is at best WARN. "
+                "The guardrails below are what a drill enforces: the strictest of the rows it affects."
             ),
+            "owner_user": "Set by administrators.",
         }
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not roles.can(user, "manage_clusters"):
+            del self.fields["owner_user"]
+        else:
+            self.fields["owner_user"].queryset = get_user_model().objects.filter(is_active=True).order_by("username")
+        current = self.instance.targets or {}
+        for name in targets.row_metrics(self.instance.key):
+            metric = targets.METRICS[name]
+            default = f" (default {metric.default:g})" if metric.default is not None else ""
+            self.fields[f"target_{name}"] = forms.FloatField(
+                required=False,
+                min_value=0,
+                max_value=targets.LIMIT,
+                label=f"Target: {metric.label} ({metric.unit})",
+                help_text=f"{name}; empty = product default{default}",
+                initial=current.get("default", {}).get(name),
+            )
+        self.fields["target_overrides"].initial = "\n".join(
+            f"{scope}.{name} = {value:g}"
+            for scope, values in current.items()
+            if scope != "default"
+            for name, value in values.items()
+        )
+
+    def clean_target_overrides(self):
+        overrides: dict[str, dict[str, float]] = {}
+        for number, line in enumerate(self.cleaned_data["target_overrides"].splitlines(), 1):
+            if not line.strip():
+                continue
+            key, sep, value = line.partition("=")
+            scope, dot, name = key.strip().partition(".")
+            try:
+                if not (sep and dot):
+                    raise ValueError("expected scenario.metric = number")
+                overrides.setdefault(scope, {})[name] = float(value)
+                targets.validate_targets(self.instance.key, {scope: {name: float(value)}})
+            except ValueError as exc:
+                raise forms.ValidationError(f"line {number}: {exc}") from None
+        return overrides
+
+    def clean(self):
+        data = super().clean()
+        defaults = {
+            name: data[f"target_{name}"]
+            for name in targets.row_metrics(self.instance.key)
+            if data.get(f"target_{name}") is not None
+        }
+        self.targets = {**({"default": defaults} if defaults else {}), **(data.get("target_overrides") or {})}
+        return data
+
+    def changes(self) -> dict:
+        """The row fields to save."""
+        fields = {name: self.cleaned_data[name] for name in self.Meta.fields if name in self.fields}
+        return {**fields, "targets": targets.validate_targets(self.instance.key, self.targets)}
+
+
+class SignOffForm(forms.Form):
+    comment = forms.CharField(
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="What you reviewed and accept. Lapses when the row's status changes or after the validity period.",
+    )
 
 
 class ScheduleForm(forms.ModelForm):
@@ -95,12 +192,10 @@ class ScheduleForm(forms.ModelForm):
         help_texts = {"max_age_seconds": "Older evidence turns the check STALE without any probe running."}
 
 
-class NotApplicableForm(forms.ModelForm):
-    class Meta:
-        model = Check
-        fields = ["not_applicable", "not_applicable_reason"]
-        labels = {"not_applicable": "Not applicable on this cluster", "not_applicable_reason": "Reason"}
-        widgets = {"not_applicable_reason": forms.Textarea(attrs={"rows": 2})}
+class NotApplicableForm(forms.Form):
+    """Ask for NOT APPLICABLE; an approver other than the asker makes it so."""
+
+    reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
 def param_field(param: catalog.Param) -> forms.Field:
@@ -141,7 +236,7 @@ class ParamsForm(forms.Form):
 
     def __init__(self, *args, check: Check, **kwargs):
         self.check = check
-        self.spec = catalog.SPECS[check.kind]
+        self.spec = [p for p in catalog.SPECS[check.kind] if p.name not in catalog.FROM_ROW_TARGETS]
         current = {**catalog.defaults(check.kind), **check.params}
         initial = {
             p.name: ", ".join(current.get(p.name, [])) if p.kind == "names" else current.get(p.name) for p in self.spec
@@ -171,4 +266,30 @@ class ParamsForm(forms.Form):
         return data
 
     def params(self) -> dict:
-        return {name: value for name, value in self.parsed.items() if value is not None}
+        return {
+            name: value
+            for name, value in self.parsed.items()
+            if value is not None and name not in catalog.FROM_ROW_TARGETS
+        }
+
+
+class AuditFilterForm(forms.Form):
+    cluster = forms.CharField(required=False, max_length=100, help_text="Cluster name (kept after deletion).")
+    actor = forms.CharField(required=False, max_length=150, label="Who")
+    action = forms.CharField(required=False, max_length=40, help_text="e.g. drill.start, row.update")
+    since = forms.DateTimeField(required=False, help_text="YYYY-MM-DD or YYYY-MM-DD HH:MM (UTC)")
+    until = forms.DateTimeField(required=False)
+
+    def filter(self, events):
+        data = self.cleaned_data
+        if data["cluster"]:
+            events = events.filter(cluster_name=data["cluster"])
+        if data["actor"]:
+            events = events.filter(actor=data["actor"])
+        if data["action"]:
+            events = events.filter(action__startswith=data["action"])
+        if data["since"]:
+            events = events.filter(at__gte=data["since"])
+        if data["until"]:
+            events = events.filter(at__lte=data["until"])
+        return events

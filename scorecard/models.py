@@ -3,6 +3,7 @@
 from collections.abc import Iterable
 from datetime import datetime
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -163,11 +164,40 @@ class Cluster(models.Model):
             raise ValidationError(errors)
 
 
+GENESIS_HASH = "0" * 64
+
+
 class Scorecard(models.Model):
-    """One per cluster: the five rows and the evidence chain that backs them."""
+    """One per cluster: the five rows and the evidence chain that backs them.
+
+    The head (count and hash of the last link) is signed with the evidence key and moves in
+    the same transaction as each append, so a deleted tail or a recomputed chain no longer
+    matches it. The checkpoint is how far verification got, signed the same way."""
 
     cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, related_name="scorecard")
     created_at = models.DateTimeField(default=timezone.now)
+    head_count = models.PositiveIntegerField(default=0)
+    head_hash = models.CharField(max_length=64, default=GENESIS_HASH)
+    head_signature = models.CharField(max_length=64, blank=True)
+    verified_count = models.PositiveIntegerField(default=0)
+    verified_hash = models.CharField(max_length=64, default=GENESIS_HASH)
+    verified_signature = models.CharField(max_length=64, blank=True)
+    # The last full walk: when, and what it found broken ("" = the chain held).
+    walked_at = models.DateTimeField(null=True, blank=True)
+    broken_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        permissions = [
+            ("read", "Read scorecards, evidence, drills and the audit trail"),
+            ("run_checks", "Run probes now"),
+            ("edit_checks", "Edit checks' parameters and schedules; ask for NOT APPLICABLE"),
+            ("edit_own_rows", "Edit and sign off the rows one owns"),
+            ("start_drills", "Start drills inside the rows' guardrails; abort one's own"),
+            ("approve_drills", "Loosen guardrails, schedule drills, abort and confirm any drill"),
+            ("approve_not_applicable", "Approve another person's NOT APPLICABLE request"),
+            ("manage_clusters", "Register and edit clusters, credentials, actuators and any row"),
+            ("manage_roles", "Assign roles"),
+        ]
 
     def __str__(self) -> str:
         return f"scorecard of {self.cluster.name}"
@@ -180,9 +210,32 @@ class Row(models.Model):
     key = models.CharField(max_length=32, choices=RowKey.choices)
     owner = models.CharField(max_length=200, blank=True)
     owner_contact = models.CharField(max_length=200, blank=True)
+    # The person who signs the row off and may edit it.
+    owner_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_rows"
+    )
     test_description = models.TextField(blank=True)
+    # For people; the machine-readable parts below are a drill's guardrails.
     rollback_condition = models.TextField(blank=True)
+    rollback_max_duration_seconds = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(5), MaxValueValidator(3600)]
+    )
+    rollback_max_error_rate = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(1)]
+    )
+    rollback_error_window_seconds = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.5), MaxValueValidator(600)]
+    )
+    rollback_max_consumer_lag = models.PositiveBigIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(10**9)]
+    )
+    rollback_min_healthy_brokers = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(10_000)]
+    )
+    # For people; `targets` are what verdicts are judged against:
+    # {"default": {"write_rto_s": 30}, "broker_loss": {"write_rto_s": 10}} (scorecard.targets).
     target = models.CharField(max_length=300, blank=True)
+    targets = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["scorecard", "key"], name="row_unique_key")]
@@ -223,8 +276,12 @@ class Check(models.Model):
     )
     not_applicable = models.BooleanField(default=False)
     not_applicable_reason = models.TextField(blank=True)
+    # NOT APPLICABLE takes two people: who asked and when, then an approver who is someone else.
+    # `not_applicable` is true only once approved.
     not_applicable_by = models.CharField(max_length=150, blank=True)
     not_applicable_at = models.DateTimeField(null=True, blank=True)
+    not_applicable_approved_by = models.CharField(max_length=150, blank=True)
+    not_applicable_approved_at = models.DateTimeField(null=True, blank=True)
     # When beat last sent this check; survives beat restarts so schedules do not all fire at once.
     last_scheduled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -238,10 +295,14 @@ class Check(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on {self.row}"
 
+    @property
+    def not_applicable_pending(self) -> bool:
+        return bool(self.not_applicable_by) and not self.not_applicable
+
     def clean(self):
         if self.max_age_seconds is not None and self.interval_seconds and self.max_age_seconds < self.interval_seconds:
             raise ValidationError({"max_age_seconds": "The maximum evidence age must be at least the interval."})
-        if self.not_applicable and not self.not_applicable_reason.strip():
+        if (self.not_applicable or self.not_applicable_by) and not self.not_applicable_reason.strip():
             raise ValidationError({"not_applicable_reason": "Say why the check does not apply."})
 
 
@@ -293,6 +354,14 @@ class CheckRun(models.Model):
         return cls.objects.filter(pk__in=run_ids, state=cls.State.QUEUED).update(
             state=cls.State.FAILED, finished_at=timezone.now(), error=reason[:2000]
         )
+
+    def fail(self, reason: str) -> None:
+        """RUNNING -> FAILED without evidence (the run was not allowed to proceed)."""
+        now = timezone.now()
+        CheckRun.objects.filter(pk=self.pk, state=self.State.RUNNING).update(
+            state=self.State.FAILED, finished_at=now, error=reason[:2000]
+        )
+        self.state, self.finished_at, self.error = self.State.FAILED, now, reason[:2000]
 
     def mark_done(self) -> None:
         """RUNNING -> DONE, only for the claim this object holds: a second delivery that
@@ -347,3 +416,50 @@ class Evidence(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("evidence is append-only")
+
+
+class SignOff(models.Model):
+    """A row owner's attestation "reviewed, accepted"; it holds while the row keeps the status
+    it was given for, and for settings.SIGNOFF_VALID_DAYS."""
+
+    row = models.ForeignKey(Row, on_delete=models.CASCADE, related_name="signoffs")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150)
+    comment = models.TextField(max_length=2000)
+    row_status = models.CharField(max_length=16, choices=Status.choices)
+    signed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-signed_at", "-id"]
+        indexes = [models.Index(fields=["row", "-signed_at"])]
+
+    def __str__(self) -> str:
+        return f"sign-off of {self.row} by {self.username}"
+
+
+class AuditEvent(models.Model):
+    """Who changed what, when, with the values before and after (secrets redacted).
+    Kept when the object or its cluster is deleted: the names are copied in."""
+
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.CharField(max_length=150)
+    action = models.CharField(max_length=40)
+    object_type = models.CharField(max_length=40)
+    object_id = models.CharField(max_length=40, blank=True)
+    object_label = models.CharField(max_length=300, blank=True)
+    cluster = models.ForeignKey(Cluster, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    cluster_name = models.CharField(max_length=100, blank=True)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["cluster", "-at"], name="audit_by_cluster"),
+            models.Index(fields=["object_type", "object_id", "-at"], name="audit_by_object"),
+            models.Index(fields=["actor", "-at"], name="audit_by_actor"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.object_label}"

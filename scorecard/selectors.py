@@ -3,13 +3,15 @@
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import Max
 from django.utils import timezone
 
 from scorecard.catalog import RowKey
-from scorecard.models import Check, CheckRun, Evidence, Row, Scorecard, Status
-from scorecard.status import check_status, row_status, scorecard_ready
+from scorecard.evidence import ChainVerification, chain_states
+from scorecard.models import Check, CheckRun, Evidence, Row, Scorecard, SignOff, Status
+from scorecard.status import check_status, row_status, scorecard_ready, signoff_lapse
 
 
 @dataclass
@@ -35,26 +37,62 @@ class RowView:
     row: Row
     status: Status
     checks: list[CheckView] = field(default_factory=list)
+    # False while the scorecard's evidence chain is broken: the status rests on evidence
+    # that cannot be trusted.
+    trusted: bool = True
+    signoff: SignOff | None = None  # the latest sign-off, lapsed or not
+    signoff_lapsed: str = ""  # why the latest sign-off no longer holds ("" = it holds)
+
+    @property
+    def proven(self) -> bool:
+        return self.trusted and self.status == Status.PASS
+
+    @property
+    def signed(self) -> bool:
+        return self.signoff is not None and not self.signoff_lapsed
+
+    @property
+    def awaiting_signoff(self) -> str:
+        """Why the row needs its owner's sign-off ("" = signed and current)."""
+        if self.signed:
+            return ""
+        if self.signoff is None:
+            return "never signed off"
+        return self.signoff_lapsed
 
 
 @dataclass
 class ScorecardView:
     scorecard: Scorecard
     rows: list[RowView]
+    chain: ChainVerification
 
     @property
     def ready(self) -> bool:
-        return scorecard_ready(r.status for r in self.rows)
+        """All five rows proven by trusted evidence and signed off by their owners."""
+        return self.chain.ok and scorecard_ready(r.status for r in self.rows) and all(r.signed for r in self.rows)
 
     @property
     def proven(self) -> int:
-        return sum(1 for r in self.rows if r.status == Status.PASS)
+        return sum(1 for r in self.rows if r.proven)
+
+    @property
+    def awaiting_signoff(self) -> list[RowView]:
+        return [r for r in self.rows if r.awaiting_signoff]
 
 
-def scorecard_views(*, scorecards: list[Scorecard], now: datetime | None = None) -> list[ScorecardView]:
-    """Status of every row and check of the given scorecards, in a fixed number of queries."""
+def scorecard_views(
+    *,
+    scorecards: list[Scorecard],
+    now: datetime | None = None,
+    chains: dict[int, ChainVerification] | None = None,
+) -> list[ScorecardView]:
+    """Status of every row and check of the given scorecards, in a fixed number of queries.
+    `chains` are verifications already made; the others come from `chain_states`."""
     now = now or timezone.now()
-    rows = list(Row.objects.filter(scorecard__in=scorecards).prefetch_related("checks"))
+    chains = {**chain_states([s for s in scorecards if s.pk not in (chains or {})]), **(chains or {})}
+    rows = list(Row.objects.filter(scorecard__in=scorecards).prefetch_related("checks").select_related("owner_user"))
+    signoffs = latest_signoffs(rows)
     checks = [check for row in rows for check in row.checks.all()]
     latest_ids = (
         Evidence.objects.filter(check_obj__in=checks)
@@ -75,8 +113,17 @@ def scorecard_views(*, scorecards: list[Scorecard], now: datetime | None = None)
             has_owner=bool(row.owner.strip()),
             has_rollback_condition=bool(row.rollback_condition.strip()),
         )
-        by_scorecard[row.scorecard_id].append(RowView(row, status, check_views))
-    return [ScorecardView(s, by_scorecard[s.pk]) for s in scorecards]
+        signoff = signoffs.get(row.pk)
+        lapsed = signoff_lapse(signoff, status=status, now=now, valid=timedelta(days=settings.SIGNOFF_VALID_DAYS))
+        trusted = chains[row.scorecard_id].ok
+        by_scorecard[row.scorecard_id].append(RowView(row, status, check_views, trusted, signoff, lapsed))
+    return [ScorecardView(s, by_scorecard[s.pk], chains[s.pk]) for s in scorecards]
+
+
+def latest_signoffs(rows: list[Row]) -> dict[int, SignOff]:
+    """The newest sign-off of each row, in one query."""
+    newest = SignOff.objects.filter(row__in=rows).values("row").annotate(last=Max("id")).values_list("last", flat=True)
+    return {s.row_id: s for s in SignOff.objects.filter(pk__in=list(newest))}
 
 
 def scorecards_all() -> list[Scorecard]:

@@ -7,13 +7,14 @@ Queueing runs on workers is `drills.services`: this app never imports `drills`.
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from scorecard import catalog
+from scorecard import audit, catalog, roles
 from scorecard.catalog import PROBE_ROWS, ProbeKind, RowKey
-from scorecard.evidence import evidence_append
-from scorecard.models import Check, CheckRun, Cluster, Evidence, Row, Scorecard
+from scorecard.evidence import chain_start, evidence_append
+from scorecard.models import Check, CheckRun, Cluster, Evidence, Row, Scorecard, SignOff, Status
 
 ROW_DEFAULTS: dict[str, dict[str, str]] = {
     RowKey.DURABILITY: {
@@ -64,9 +65,11 @@ def cluster_register(*, cluster: Cluster, rows: dict[str, dict[str, str]] | None
     cluster.full_clean()
     cluster.save()
     scorecard = Scorecard.objects.create(cluster=cluster)
+    chain_start(scorecard)
     for key in RowKey.values:
         Row.objects.create(scorecard=scorecard, key=key, **{**ROW_DEFAULTS[key], **(rows or {}).get(key, {})})
     cluster_sync_checks(cluster=cluster)
+    audit.record("cluster.register", cluster, after=audit.snapshot(cluster))
     return scorecard
 
 
@@ -85,33 +88,145 @@ def cluster_sync_checks(*, cluster: Cluster) -> list[Check]:
 @transaction.atomic
 def cluster_update(*, cluster: Cluster) -> Cluster:
     """Save edited connection settings; a new standby brings its parity check."""
+    before = audit.snapshot(Cluster.objects.get(pk=cluster.pk))
+    secret_typed = getattr(cluster, "_secret_typed", False)
     cluster.full_clean()
     cluster.save()
     cluster_sync_checks(cluster=cluster)
+    audit.record(
+        "cluster.update",
+        cluster,
+        before=before,
+        after=audit.snapshot(cluster),
+        comment="SASL password entered" if secret_typed else "",
+    )
     return cluster
 
 
+def row_may_edit(user, row: Row) -> bool:
+    """Admins edit any row; an operator the rows linked to them."""
+    return roles.can(user, "manage_clusters") or (
+        roles.can(user, "edit_own_rows") and row.owner_user_id is not None and row.owner_user_id == user.pk
+    )
+
+
+@transaction.atomic
 def row_update(*, row: Row, **fields) -> Row:
-    """Change a row's owner, contact, test, rollback condition or target."""
+    """Change a row's owner, contact, test, rollback condition (text and guardrails) or targets."""
+    before = audit.snapshot(Row.objects.get(pk=row.pk))
     for name, value in fields.items():
         setattr(row, name, value)
     row.full_clean()
     row.save()
+    audit.record("row.update", row, before=before, after=audit.snapshot(row))
     return row
 
 
-def check_update(*, check: Check, user: str, **fields) -> Check:
-    """Change a check's parameters, schedule or applicability; who marked N/A is recorded."""
+def row_sign_off(*, row: Row, user, comment: str, status: str) -> SignOff:
+    """The row's owner attests "reviewed, accepted" at the row's current status."""
+    if row.owner_user_id is None or row.owner_user_id != user.pk:
+        raise PermissionDenied(f"only the row's owner may sign off {row.title}")
+    comment = comment.strip()
+    if not comment:
+        raise ValidationError({"comment": "Say what was reviewed and accepted."})
+    if status not in Status.values:
+        raise ValueError(f"unknown status {status!r}")
+    with transaction.atomic():
+        signoff = SignOff.objects.create(
+            row=row, user=user, username=user.get_username(), comment=comment[:2000], row_status=status
+        )
+        audit.record("row.sign_off", row, after={"status": status, "comment": comment[:2000]})
+    return signoff
+
+
+SCHEDULE_FIELDS = ("interval_seconds", "max_age_seconds")
+
+
+@transaction.atomic
+def check_update(*, check: Check, **fields) -> Check:
+    """Change a check's parameters or schedule (applicability has its own two-person steps)."""
+    if unknown := set(fields) - {"params", *SCHEDULE_FIELDS}:
+        raise ValueError(f"check_update does not change {', '.join(sorted(unknown))}")
+    before = audit.snapshot(check, fields)
     for name, value in fields.items():
         setattr(check, name, value)
-    if "not_applicable" in fields:
-        check.not_applicable_by = user if check.not_applicable else ""
-        check.not_applicable_at = timezone.now() if check.not_applicable else None
-        if not check.not_applicable:
-            check.not_applicable_reason = ""
     check.full_clean()
     check.save()
+    audit.record("check.update", check, before=before, after=audit.snapshot(check, fields))
     return check
+
+
+NA_FIELDS = (
+    "not_applicable",
+    "not_applicable_reason",
+    "not_applicable_by",
+    "not_applicable_at",
+    "not_applicable_approved_by",
+    "not_applicable_approved_at",
+)
+
+
+def _na_save(check: Check, action: str, **fields) -> Check:
+    before = audit.snapshot(check, NA_FIELDS)
+    for name, value in fields.items():
+        setattr(check, name, value)
+    check.full_clean()
+    check.save(update_fields=list(fields))
+    audit.record(action, check, before=before, after=audit.snapshot(check, NA_FIELDS))
+    return check
+
+
+@transaction.atomic
+def not_applicable_request(*, check: Check, by: str, reason: str) -> Check:
+    """Ask for the check to be NOT APPLICABLE; it applies until someone else approves."""
+    if check.not_applicable:
+        raise ValidationError({"not_applicable_reason": "The check is already NOT APPLICABLE."})
+    if not reason.strip():
+        raise ValidationError({"not_applicable_reason": "Say why the check does not apply."})
+    return _na_save(
+        check,
+        "not_applicable.request",
+        not_applicable_reason=reason.strip(),
+        not_applicable_by=by,
+        not_applicable_at=timezone.now(),
+        not_applicable_approved_by="",
+        not_applicable_approved_at=None,
+    )
+
+
+@transaction.atomic
+def not_applicable_approve(*, check: Check, by: str) -> Check:
+    """An approver other than the person who asked makes the check NOT APPLICABLE."""
+    if not check.not_applicable_pending:
+        raise ValidationError({"not_applicable_reason": "Nobody asked for this check to be NOT APPLICABLE."})
+    if by == check.not_applicable_by:
+        raise PermissionDenied("NOT APPLICABLE needs an approver other than the person who asked")
+    return _na_save(
+        check,
+        "not_applicable.approve",
+        not_applicable=True,
+        not_applicable_approved_by=by,
+        not_applicable_approved_at=timezone.now(),
+    )
+
+
+@transaction.atomic
+def not_applicable_withdraw(*, check: Check) -> Check:
+    """The check applies again (a pending request is dropped): anyone who edits checks may."""
+    return _na_save(
+        check,
+        "not_applicable.withdraw",
+        not_applicable=False,
+        not_applicable_reason="",
+        not_applicable_by="",
+        not_applicable_at=None,
+        not_applicable_approved_by="",
+        not_applicable_approved_at=None,
+    )
+
+
+# Who asked for the runs beat sends.
+SCHEDULER = "schedule"
 
 
 def check_run_create(*, check: Check, requested_by: str) -> CheckRun:
@@ -124,7 +239,7 @@ def check_run_for_schedule(*, check_id: int, task_id: str) -> CheckRun | None:
     check = Check.objects.runnable().filter(pk=check_id).first()
     if check is None or not task_id:
         return None
-    run, _ = CheckRun.objects.get_or_create(task_id=task_id, defaults={"check_obj": check, "requested_by": "schedule"})
+    run, _ = CheckRun.objects.get_or_create(task_id=task_id, defaults={"check_obj": check, "requested_by": SCHEDULER})
     return run
 
 

@@ -43,6 +43,17 @@ def row_status(check_statuses: Iterable[str], *, has_owner: bool, has_rollback_c
     return status
 
 
+def signoff_lapse(signoff, *, status: str, now: datetime, valid: timedelta) -> str:
+    """Why a sign-off no longer holds: the row's status changed since, or it is too old."""
+    if signoff is None:
+        return ""
+    if signoff.row_status != status:
+        return f"lapsed: signed off at {signoff.row_status}, the row is now {status}"
+    if now - signoff.signed_at > valid:
+        return f"lapsed: older than {valid.days} days"
+    return ""
+
+
 def scorecard_ready(row_statuses: Iterable[str]) -> bool:
     statuses = list(row_statuses)
     return len(statuses) == 5 and all(s == Status.PASS for s in statuses)

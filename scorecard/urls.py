@@ -8,9 +8,16 @@ urlpatterns = [
     path("clusters/<int:cluster_id>/", views.scorecard_detail, name="scorecard-detail"),
     path("clusters/<int:cluster_id>/edit/", views.cluster_edit, name="scorecard-cluster-edit"),
     path("rows/<int:row_id>/edit/", views.row_edit, name="scorecard-row-edit"),
+    path("rows/<int:row_id>/sign-off/", views.row_sign_off, name="scorecard-row-sign-off"),
     path("rows/<int:row_id>/evidence/", views.row_evidence, name="scorecard-row-evidence"),
     path("checks/<int:check_id>/", views.check_detail, name="scorecard-check"),
     path("checks/<int:check_id>/params/", views.check_params, name="scorecard-check-params"),
     path("checks/<int:check_id>/schedule/", views.check_schedule, name="scorecard-check-schedule"),
     path("checks/<int:check_id>/applicability/", views.check_applicability, name="scorecard-check-applicability"),
+    path(
+        "checks/<int:check_id>/applicability/approve/",
+        views.check_applicability_approve,
+        name="scorecard-check-applicability-approve",
+    ),
+    path("audit/", views.audit_list, name="scorecard-audit"),
 ]

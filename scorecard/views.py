@@ -1,14 +1,34 @@
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from scorecard import catalog, selectors, services
+from scorecard import audit, catalog, selectors, services
 from scorecard.evidence import chain_verify
-from scorecard.forms import ClusterForm, NotApplicableForm, ParamsForm, RowForm, ScheduleForm
-from scorecard.models import Check, Cluster, Row, Scorecard
+from scorecard.forms import (
+    AuditFilterForm,
+    ClusterForm,
+    NotApplicableForm,
+    ParamsForm,
+    RowForm,
+    ScheduleForm,
+    SignOffForm,
+)
+from scorecard.models import AuditEvent, Check, Cluster, Row, Scorecard
 
 HISTORY_PAGE_SIZE = 20
+AUDIT_PAGE_SIZE = 50
+
+
+def role_required(codename: str):
+    """Logged in (else the login page) and holding the permission (else 403)."""
+
+    def decorate(view):
+        return login_required(permission_required(f"scorecard.{codename}", raise_exception=True)(view))
+
+    return decorate
 
 
 def _scorecard(cluster_id: int) -> Scorecard:
@@ -20,18 +40,18 @@ def _check(check_id: int) -> Check:
 
 
 def _row(row_id: int) -> Row:
-    return get_object_or_404(Row.objects.select_related("scorecard__cluster"), pk=row_id)
+    return get_object_or_404(Row.objects.select_related("scorecard__cluster", "owner_user"), pk=row_id)
 
 
-@login_required
+@role_required("read")
 def index(request):
     views = selectors.scorecard_views(scorecards=selectors.scorecards_all())
     return render(request, "scorecard/index.html", {"views": views})
 
 
-@login_required
+@role_required("manage_clusters")
 def cluster_new(request):
-    form = ClusterForm(request.POST or None, user=request.user)
+    form = ClusterForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         scorecard = services.cluster_register(cluster=form.save(commit=False))
         messages.success(request, f"Registered {scorecard.cluster.name} with its five-row scorecard.")
@@ -39,10 +59,10 @@ def cluster_new(request):
     return render(request, "scorecard/cluster_form.html", {"form": form})
 
 
-@login_required
+@role_required("manage_clusters")
 def cluster_edit(request, cluster_id: int):
     cluster = get_object_or_404(Cluster, pk=cluster_id)
-    form = ClusterForm(request.POST or None, instance=cluster, user=request.user)
+    form = ClusterForm(request.POST or None, instance=cluster)
     if request.method == "POST" and form.is_valid():
         services.cluster_update(cluster=form.save(commit=False))
         messages.success(request, f"Saved {cluster.name}.")
@@ -50,38 +70,61 @@ def cluster_edit(request, cluster_id: int):
     return render(request, "scorecard/cluster_form.html", {"form": form, "cluster": cluster})
 
 
-@login_required
+@role_required("read")
 def scorecard_detail(request, cluster_id: int):
     scorecard = _scorecard(cluster_id)
-    (view,) = selectors.scorecard_views(scorecards=[scorecard])
+    chain = chain_verify(scorecard=scorecard)
+    (view,) = selectors.scorecard_views(scorecards=[scorecard], chains={scorecard.pk: chain})
     return render(
         request,
         "scorecard/detail.html",
         {
             "view": view,
             "runs": selectors.scorecard_recent_runs(scorecard=scorecard),
-            "chain": chain_verify(scorecard=scorecard),
+            "chain": chain,
             "history": selectors.row_recent_evidence(scorecard=scorecard, per_row=5),
+            "audit": AuditEvent.objects.filter(cluster=scorecard.cluster)[:10],
+            "may_edit_rows": {r.row.pk for r in view.rows if services.row_may_edit(request.user, r.row)},
         },
     )
 
 
-@login_required
+@role_required("edit_own_rows")
 def row_edit(request, row_id: int):
     row = _row(row_id)
-    form = RowForm(request.POST or None, instance=row)
+    if not services.row_may_edit(request.user, row):
+        raise PermissionDenied(f"{row.title} is owned by someone else: its owner or an administrator edits it")
+    form = RowForm(request.POST or None, instance=row, user=request.user)
     if request.method == "POST" and form.is_valid():
-        services.row_update(row=row, **form.cleaned_data)
+        services.row_update(row=row, **form.changes())
         messages.success(request, f"Saved {row.title}.")
         return redirect("scorecard-detail", cluster_id=row.scorecard.cluster_id)
     return render(request, "scorecard/row_form.html", {"form": form, "row": row})
 
 
-@login_required
+@role_required("edit_own_rows")
+@require_POST
+def row_sign_off(request, row_id: int):
+    row = _row(row_id)
+    form = SignOffForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "A sign-off needs a comment saying what was reviewed and accepted.")
+        return redirect("scorecard-detail", cluster_id=row.scorecard.cluster_id)
+    (view,) = selectors.scorecard_views(scorecards=[row.scorecard])
+    row_view = next(r for r in view.rows if r.row.pk == row.pk)
+    if not row_view.trusted:
+        messages.error(request, "The evidence chain is broken: a row cannot be signed off on untrusted evidence.")
+        return redirect("scorecard-detail", cluster_id=row.scorecard.cluster_id)
+    services.row_sign_off(row=row, user=request.user, comment=form.cleaned_data["comment"], status=row_view.status)
+    messages.success(request, f"Signed off {row.title} at {row_view.status}.")
+    return redirect("scorecard-detail", cluster_id=row.scorecard.cluster_id)
+
+
+@role_required("read")
 def row_evidence(request, row_id: int):
     row = _row(row_id)
     page = selectors.row_evidence_page(row=row, page=request.GET.get("page"), per_page=HISTORY_PAGE_SIZE)
-    return render(request, "scorecard/row_evidence.html", {"row": row, "page": page})
+    return render(request, "scorecard/row_evidence.html", {"row": row, "page": page, "audit": audit.events_for(row)})
 
 
 def _check_page(request, check: Check, **bound):
@@ -89,19 +132,20 @@ def _check_page(request, check: Check, **bound):
     forms = {
         "params": ParamsForm(check=check) if check.kind in catalog.SPECS else None,
         "schedule": ScheduleForm(instance=check),
-        "applicability": NotApplicableForm(instance=check),
+        "applicability": NotApplicableForm(),
         **bound,
     }
     view = selectors.check_view(check=check)
-    return render(request, "scorecard/check.html", {"check": check, "forms": forms, "view": view})
+    context = {"check": check, "forms": forms, "view": view, "audit": audit.events_for(check)}
+    return render(request, "scorecard/check.html", context)
 
 
-@login_required
+@role_required("read")
 def check_detail(request, check_id: int):
     return _check_page(request, _check(check_id))
 
 
-@login_required
+@role_required("edit_checks")
 @require_POST
 def check_params(request, check_id: int):
     check = _check(check_id)
@@ -111,7 +155,7 @@ def check_params(request, check_id: int):
     form = ParamsForm(request.POST, check=check)
     if not form.is_valid():
         return _check_page(request, check, params=form)
-    services.check_update(check=check, user=request.user.get_username(), params=form.params())
+    services.check_update(check=check, params=form.params())
     saved = f"Saved the parameters of {check.get_kind_display()}."
     if form.params().get("groups"):
         saved += " Whether the groups exist is checked on the cluster by the next run."
@@ -119,24 +163,62 @@ def check_params(request, check_id: int):
     return redirect("scorecard-check", check_id=check.pk)
 
 
-def _check_fields_save(request, check_id: int, form_class, name: str):
-    """Save one of the check page's model forms, or show the page with its errors."""
+@role_required("edit_checks")
+@require_POST
+def check_schedule(request, check_id: int):
     check = _check(check_id)
-    form = form_class(request.POST, instance=check)
+    form = ScheduleForm(request.POST, instance=check)
     if not form.is_valid():
-        return _check_page(request, check, **{name: form})
-    services.check_update(check=check, user=request.user.get_username(), **form.cleaned_data)
-    messages.success(request, f"Saved the {name} of {check.get_kind_display()}.")
+        return _check_page(request, check, schedule=form)
+    services.check_update(check=check, **form.cleaned_data)
+    messages.success(request, f"Saved the schedule of {check.get_kind_display()}.")
     return redirect("scorecard-check", check_id=check.pk)
 
 
-@login_required
-@require_POST
-def check_schedule(request, check_id: int):
-    return _check_fields_save(request, check_id, ScheduleForm, "schedule")
-
-
-@login_required
+@role_required("edit_checks")
 @require_POST
 def check_applicability(request, check_id: int):
-    return _check_fields_save(request, check_id, NotApplicableForm, "applicability")
+    """Ask for NOT APPLICABLE, or withdraw it (a mark or a pending request)."""
+    check = _check(check_id)
+    if request.POST.get("withdraw"):
+        services.not_applicable_withdraw(check=check)
+        messages.success(request, f"{check.get_kind_display()} applies again.")
+        return redirect("scorecard-check", check_id=check.pk)
+    form = NotApplicableForm(request.POST)
+    if form.is_valid():
+        try:
+            services.not_applicable_request(
+                check=check, by=request.user.get_username(), reason=form.cleaned_data["reason"]
+            )
+        except ValidationError as exc:
+            form.add_error("reason", exc.messages[0])
+    if not form.is_valid():
+        return _check_page(request, check, applicability=form)
+    messages.success(request, "Asked for NOT APPLICABLE: a drill approver other than you must approve it.")
+    return redirect("scorecard-check", check_id=check.pk)
+
+
+@role_required("approve_not_applicable")
+@require_POST
+def check_applicability_approve(request, check_id: int):
+    check = _check(check_id)
+    try:
+        services.not_applicable_approve(check=check, by=request.user.get_username())
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    else:
+        messages.success(request, f"{check.get_kind_display()} is NOT APPLICABLE on {check.row.scorecard.cluster}.")
+    return redirect("scorecard-check", check_id=check.pk)
+
+
+@role_required("read")
+def audit_list(request):
+    """The whole audit trail, newest first, filtered by cluster, person, action or period."""
+    form = AuditFilterForm(request.GET or None)
+    events = AuditEvent.objects.all()
+    if form.is_valid():
+        events = form.filter(events)
+    page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "scorecard/audit.html", {"form": form, "page": page, "query": query.urlencode()})

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import connection
 
 from drills.kafka import ConnectionSettings
@@ -108,10 +107,37 @@ def shared_tansu():
     broker.kill()
 
 
+def user_with_role(username: str, role: str):
+    from scorecard.roles import role_assign
+
+    user, _ = role_assign(username=username, role=role, create=True)
+    return user
+
+
+@pytest.fixture
+def role_client():
+    """A logged-in client per role: role_client("operator", username="olga")."""
+    from django.test import Client
+
+    def make(role: str, username: str = ""):
+        client = Client()
+        client.force_login(user_with_role(username or role.replace(" ", "-"), role))
+        return client
+
+    return make
+
+
+@pytest.fixture
+def requesters(db):
+    """The people tests name as requesters: workers check they (still) hold a role."""
+    user_with_role("sre", "drill approver")
+    user_with_role("test", "operator")
+
+
 @pytest.fixture
 def user_client(client):
-    """A logged-in user, "sre"."""
-    client.force_login(get_user_model().objects.create_user("sre", password="correct horse battery"))
+    """A logged-in administrator, "sre" (every role's permissions)."""
+    client.force_login(user_with_role("sre", "admin"))
     return client
 
 

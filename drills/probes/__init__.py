@@ -16,7 +16,8 @@ from drills.probes.parity import standby_parity
 from drills.probes.write import ack_write
 from scorecard import catalog
 from scorecard.catalog import ProbeKind
-from scorecard.models import Check, Cluster
+from scorecard.models import Check, Cluster, Status
+from scorecard.targets import target_for
 
 PROBES: dict[str, Callable[..., ProbeResult]] = {
     ProbeKind.CLUSTER_HEALTH: cluster_health,
@@ -44,10 +45,24 @@ def probe_context(cluster: Cluster) -> ProbeContext:
 
 def probe_run(check: Check) -> ProbeResult:
     """Run the check's probe; bad parameters and failed Kafka calls come back as ERROR."""
+    # Parameters that are the row's targets come from the row, with where they came from.
+    targets = {
+        param: target_for(check.row, metric)
+        for param, metric in catalog.FROM_ROW_TARGETS.items()
+        if param in {p.name for p in catalog.SPECS.get(check.kind, ())}
+    }
+    raw = {**check.params, **{param: value for param, (value, _) in targets.items()}}
     try:
-        params = catalog.parse(check.kind, check.params)
+        params = catalog.parse(check.kind, raw)
     except catalog.ParamError as exc:
         return error(f"invalid parameters: {exc}", parameter=exc.name, **exc.errors)
+    result = _probe(check, params)
+    if targets and result.status != Status.ERROR:
+        result.measurements["targets"] = {p: {"value": v, "source": s} for p, (v, s) in targets.items()}
+    return result
+
+
+def _probe(check: Check, params) -> ProbeResult:
     try:
         context = probe_context(check.row.scorecard.cluster)
         # A cluster no client can use says so within seconds; only a silent one waits out the

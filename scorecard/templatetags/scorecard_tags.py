@@ -18,3 +18,38 @@ def status_badge(status):
 @register.filter
 def get_item(mapping: dict, key):
     return mapping.get(key, [])
+
+
+@register.filter
+def row_guardrail_text(row) -> str:
+    """The row's machine-enforced rollback parts, in words."""
+    from scorecard.targets import GUARDRAILS
+
+    parts = []
+    for field, _, label in GUARDRAILS.values():
+        value = getattr(row, field)
+        if value is not None:
+            parts.append(f"{label} {value:g}")
+    return ", ".join(parts)
+
+
+@register.filter
+def row_target_text(row) -> str:
+    """The row's typed targets, with the product defaults it falls back on."""
+    from scorecard.targets import METRICS, row_metrics, target_for
+
+    parts = []
+    for name in row_metrics(row.key):
+        value, source = target_for(row, name)
+        if value is not None:
+            default = "" if source.endswith("row") else " (product default)"
+            parts.append(f"{METRICS[name].label} <= {value:g} {METRICS[name].unit}{default}")
+    overrides = [
+        f"{scope}.{n} <= {v:g}"
+        for scope, values in row.targets.items()
+        if scope != "default"
+        for n, v in values.items()
+    ]
+    if overrides:
+        parts.append("per scenario: " + ", ".join(overrides))
+    return "; ".join(parts) or "no typed target"

@@ -16,7 +16,11 @@ from tests.conftest import wait_for
 from tests.factories import register
 
 # Drills through workers, timed against their figures: one after another in one test process.
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("drill-runs")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.xdist_group("drill-runs"),
+    pytest.mark.usefixtures("requesters"),
+]
 
 QUICK = {"baseline_seconds": 2, "settle_seconds": 3}
 
@@ -220,11 +224,11 @@ def test_a_drill_started_from_the_page_ends_with_figures_and_evidence_through_a_
 
     worker = start_private_worker("drills-page")
     cluster = sandbox_cluster(private_sandbox, worker.queue, name="paged")
-    client.force_login(get_user_model().objects.create_user("sre", password="correct horse battery"))
+    client.force_login(get_user_model().objects.get(username="sre"))
     form = {
         "scenario": "leader_change", "fault_seconds": "2", "baseline_seconds": "2", "settle_seconds": "3",
         "interval_ms": "10", "latency_slo_ms": "500", "stability_window_seconds": "2", "max_duration_seconds": "120",
-        "error_window_seconds": "5", "write_rto_target_seconds": "30", "reelection_target_seconds": "30",
+        "error_window_seconds": "5",
         "confirm": "paged",
     }  # fmt: skip
     response = client.post(reverse("drills-list", args=[cluster.pk]), form)

@@ -150,7 +150,7 @@ def test_an_inconclusive_drill_reports_to_automation_only():
     [(["true"], "WARN", "no observable effect"), (["false"], "ERROR", "could not be injected")],
 )
 def test_a_drill_whose_fault_did_nothing_credits_no_row_through_a_worker(
-    shared_sandbox, start_private_worker, command, status, reason
+    shared_sandbox, start_private_worker, requesters, command, status, reason
 ):
     worker = start_private_worker("verdicts")
     cluster = register(

@@ -22,12 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGE = """
 import django
 django.setup()
-from django.contrib.auth import get_user_model
 from django.contrib.messages import get_messages
 from django.test import Client
 from scorecard.models import Cluster
+from scorecard.roles import role_assign
 client = Client()
-client.force_login(get_user_model().objects.create_user("sre", password="correct horse battery"))
+client.force_login(role_assign(username="sre", role="operator", create=True)[0])
 response = client.post(f"/clusters/{Cluster.objects.get(name='outage').pk}/run/", follow=True)
 print(response.status_code)
 print(" | ".join(str(m) for m in get_messages(response.wsgi_request)) or "no message")

@@ -10,7 +10,7 @@ from scorecard.models import CheckRun, Evidence, ProbeKind
 from tests.conftest import wait_for
 from tests.factories import check_of, register
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("requesters")]
 
 
 def run_now(check) -> CheckRun:
@@ -117,15 +117,14 @@ def test_a_group_that_does_not_exist_on_the_cluster_fails_the_run_naming_it(shar
     assert "page-ledger" not in evidence.summary.split(";")[0]
 
 
-def test_run_now_from_the_check_page_ends_as_evidence_through_the_worker(shared_worker, shared_sandbox, client):
+def test_run_now_from_the_check_page_ends_as_evidence_through_the_worker(shared_worker, shared_sandbox, role_client):
     """The path of docs/architecture.md: check page -> drills.services -> run_check task on the
     cluster's queue -> drills.runner -> probe -> scorecard.services -> the evidence chain."""
-    from django.contrib.auth import get_user_model
     from django.urls import reverse
 
     scorecard = register(name="paged", bootstrap=shared_sandbox.bootstrap, worker_queue=shared_worker.queue)
     check = check_of(scorecard)
-    client.force_login(get_user_model().objects.create_user("sre", password="correct horse battery"))
+    client = role_client("operator", username="sre")
     assert client.post(reverse("drills-run-check", args=[check.pk])).status_code == 302
     run = CheckRun.objects.get(check_obj=check)
     wait_for(lambda: finished(run), timeout=60, message="the run queued from the page")

@@ -1,19 +1,12 @@
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.urls import reverse
 
 from scorecard.evidence import evidence_append
-from scorecard.models import Check, Cluster
+from scorecard.models import AuditEvent, Check, Cluster
 from tests.factories import check_of, register
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def user_client(client):
-    client.force_login(get_user_model().objects.create_user("owner", password="correct horse battery"))
-    return client
 
 
 def post(client, check, form, **data):
@@ -24,7 +17,6 @@ def cost_form(**overrides):
     data = {
         "price_cross_zone_gb": "0.02",
         "price_broker_hour": "0.21",
-        "monthly_budget": "5000",
         "standby_brokers": "0",
         "consumer_fanout": "1",
         "sample_seconds": "10",
@@ -38,14 +30,14 @@ def test_the_check_page_shows_parameters_schedule_and_applicability(user_client)
     response = user_client.get(reverse("scorecard-check", args=[check.pk]))
     html = response.content.decode()
     assert response.status_code == 200
-    assert "$ per cross-zone GB" in html and "Run every (seconds)" in html and "Not applicable on this cluster" in html
+    assert "$ per cross-zone GB" in html and "Run every (seconds)" in html and "Ask for NOT APPLICABLE" in html
 
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("monthly_budget", "a lot", "Enter a number"),
-        ("monthly_budget", "-5", "greater than or equal to 0"),
+        ("price_broker_hour", "a lot", "Enter a number"),
+        ("price_broker_hour", "-5", "greater than or equal to 0"),
         ("price_cross_zone_gb", "nan", "Enter a number"),
         ("sample_seconds", "0", "greater than or equal to 1"),
     ],
@@ -63,10 +55,10 @@ def test_bad_parameters_are_field_errors_and_nothing_is_saved(user_client, field
 
 def test_valid_parameters_are_saved(user_client):
     check = check_of(register(), "cost_model")
-    response = post(user_client, check, "params", **cost_form(monthly_budget="1234.5", fetch_from_follower="on"))
+    response = post(user_client, check, "params", **cost_form(price_broker_hour="1.5", fetch_from_follower="on"))
     assert response.status_code == 302
     check.refresh_from_db()
-    assert check.params["monthly_budget"] == 1234.5 and check.params["fetch_from_follower"] is True
+    assert check.params["price_broker_hour"] == 1.5 and check.params["fetch_from_follower"] is True
 
 
 def test_negative_lag_thresholds_are_rejected(user_client):
@@ -122,22 +114,36 @@ def test_the_schedule_is_editable(user_client):
     assert (check.interval_seconds, check.max_age_seconds) == (60, 300)
 
 
-def test_marking_not_applicable_needs_a_reason_and_records_who(user_client):
+def test_not_applicable_needs_a_reason_and_an_approver_other_than_the_person_who_asked(role_client):
     scorecard = register()
     check = check_of(scorecard, "durability_config")
-    response = post(user_client, check, "applicability", not_applicable="on", not_applicable_reason="")
-    assert "not_applicable_reason" in response.context["forms"]["applicability"].errors
+    operator, approver = role_client("operator", "olga"), role_client("drill approver", "abe")
+    response = post(operator, check, "applicability", reason="")
+    assert "reason" in response.context["forms"]["applicability"].errors
     reason = "Tansu answers DescribeConfigs with no entries"
-    assert (
-        post(user_client, check, "applicability", not_applicable="on", not_applicable_reason=reason).status_code == 302
-    )
+    assert post(operator, check, "applicability", reason=reason).status_code == 302
     check.refresh_from_db()
-    assert check.not_applicable and check.not_applicable_by == "owner" and check.not_applicable_at
-    page = user_client.get(reverse("scorecard-detail", args=[scorecard.cluster_id])).content.decode()
+    assert check.not_applicable_pending and not check.not_applicable and check.not_applicable_by == "olga"
+    page = operator.get(reverse("scorecard-check", args=[check.pk])).content.decode()
+    assert "awaiting a drill approver other than olga" in page and "Approve NOT APPLICABLE" not in page
+    # The operator cannot approve at all; an approver who asked cannot approve their own request.
+    assert post(operator, check, "applicability-approve").status_code == 403
+    own = check_of(scorecard, "cluster_health")
+    assert post(approver, own, "applicability", reason="asked by abe").status_code == 302
+    assert post(approver, own, "applicability-approve").status_code == 403
+    own.refresh_from_db()
+    assert not own.not_applicable
+    # Someone else approves: now the check is NOT APPLICABLE, with both names on the record.
+    assert post(approver, check, "applicability-approve").status_code == 302
+    check.refresh_from_db()
+    assert check.not_applicable and (check.not_applicable_by, check.not_applicable_approved_by) == ("olga", "abe")
+    page = operator.get(reverse("scorecard-detail", args=[scorecard.cluster_id])).content.decode()
     assert "NOT APPLICABLE" in page and reason in page
-    post(user_client, check, "applicability", not_applicable_reason="")
+    actions = list(AuditEvent.objects.filter(object_id=str(check.pk)).values_list("action", "actor"))
+    assert ("not_applicable.request", "olga") in actions and ("not_applicable.approve", "abe") in actions
+    post(operator, check, "applicability", withdraw="1")
     check.refresh_from_db()
-    assert not check.not_applicable and check.not_applicable_reason == ""
+    assert not check.not_applicable and check.not_applicable_reason == "" and not check.not_applicable_pending
 
 
 def test_row_evidence_history_is_paginated_newest_first(user_client):

@@ -27,6 +27,7 @@ PRODUCTION = {
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/15",
     "SCORECARD_SECRET_KEYS": "bmV3LWtleS1mb3ItdGVzdHMtMzItYnl0ZXMtbG9uZyE=",
+    "SCORECARD_EVIDENCE_KEY": "e" * 40,
 }
 
 
@@ -47,6 +48,9 @@ def test_production_settings_start():
         ({"DEBUG": "maybe"}, "DEBUG"),
         ({"SCORECARD_SECRET_KEYS": ""}, "SCORECARD_SECRET_KEYS"),
         ({"SCORECARD_SECRET_KEYS": "not-a-fernet-key"}, "SCORECARD_SECRET_KEYS"),
+        ({"SCORECARD_EVIDENCE_KEY": ""}, "SCORECARD_EVIDENCE_KEY"),
+        ({"SCORECARD_EVIDENCE_KEY": "short"}, "SCORECARD_EVIDENCE_KEY"),
+        ({"SCORECARD_EVIDENCE_KEY": "x" * 40}, "SCORECARD_EVIDENCE_KEY"),  # the SECRET_KEY
         ({"SCORECARD_MODE": "staging"}, "SCORECARD_MODE"),
         ({"CELERY_TASK_SOFT_TIME_LIMIT": "soon"}, "CELERY_TASK_SOFT_TIME_LIMIT"),
     ],

@@ -11,10 +11,10 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from drills.demo import DEMO_GROUP, demo_traffic
+from drills.demo import DEMO_GROUP, demo_drill_schedules, demo_traffic
 from drills.kafka import ConnectionSettings, KafkaCallError
 from drills.sandbox.control import SandboxError, read_state
-from scorecard.demo import demo_cluster, demo_user
+from scorecard.demo import DEMO_USERS, ROW_OWNER, demo_cluster, demo_users
 from scorecard.models import Check
 
 
@@ -79,6 +79,7 @@ class Command(BaseCommand):
             demo_traffic(ConnectionSettings(tansu["bootstrap"]))
         except (KafkaCallError, SandboxError) as exc:
             raise CommandError(f"could not seed demo traffic: {exc}") from None
+        logins = demo_users()  # first: the demo rows name their owner's login
         scorecards = [
             demo_cluster(
                 name="sandbox",
@@ -89,7 +90,7 @@ class Command(BaseCommand):
             ),
             demo_cluster(name="tansu", bootstrap_servers=tansu["bootstrap"], expected_brokers=1, groups=[DEMO_GROUP]),
         ]
-        username, password = demo_user()
+        demo_drill_schedules(scorecards[0])
         started = timezone.now()
         celery = ["-m", "celery", "-A", "config"]
         self.start("worker", *celery, "worker", "-Q", "default", "-c", "2", "--loglevel", "INFO")
@@ -108,7 +109,11 @@ class Command(BaseCommand):
                 break
             time.sleep(0.5)
         url = f"http://127.0.0.1:{port}/"
-        self.stdout.write(self.style.SUCCESS(f"\nScorecard dashboard: {url}\nLogin: {username} / {password}\n"))
+        lines = "\n".join(f"  {name:<9} {password}  ({DEMO_USERS[name]})" for name, password in logins.items())
+        self.stdout.write(self.style.SUCCESS(f"\nScorecard dashboard: {url}\nLogins, one per role:\n{lines}\n"))
+        self.stdout.write(
+            f"The {ROW_OWNER} login owns every row and signs them off; drills are scheduled on the sandbox daily."
+        )
         self.stdout.write("Logs in var/*.log. Press Ctrl-C to stop everything.")
         while True:
             self.check_children()
