@@ -243,3 +243,50 @@ def test_a_drill_started_from_the_page_ends_with_figures_and_evidence_through_a_
     }
     page = client.get(reverse("drills-detail", args=[run.pk])).content.decode()
     assert "PASSED" in page and "Write RTO" in page
+
+
+def test_a_scheduled_drill_runs_inside_its_window_only_through_a_worker(private_sandbox, start_private_worker):
+    """Beat's tick with the clock controlled: before the window nothing starts; inside it the
+    drill starts once and a worker runs it; a window that passes without a drill is recorded as
+    missed, never run late."""
+    from datetime import datetime, time
+    from zoneinfo import ZoneInfo
+
+    from drills.models import DrillSchedule, ScheduledWindow
+    from drills.schedules import schedule_create, schedules_tick
+
+    worker = start_private_worker("drills-scheduled")
+    cluster = sandbox_cluster(private_sandbox, worker.queue, name="scheduled")
+    paris = ZoneInfo("Europe/Paris")
+    schedule = schedule_create(
+        cluster=cluster,
+        by="sre",
+        scenario="leader_change",
+        weekdays=[2],  # Tuesdays
+        window_start=time(2, 0),
+        window_end=time(3, 0),
+        time_zone="Europe/Paris",
+        params={**QUICK, "fault_seconds": 1, "max_duration_seconds": 600},
+    )
+    DrillSchedule.objects.filter(pk=schedule.pk).update(created_at=datetime(2026, 12, 7, tzinfo=paris))
+    monday_night = datetime(2026, 12, 8, 1, 59, tzinfo=paris)  # Tuesday 01:59 in Paris
+    assert schedules_tick(monday_night) == {schedule.pk: "nothing due"}
+    assert not DrillRun.objects.exists()
+
+    assert schedules_tick(datetime(2026, 12, 8, 2, 5, tzinfo=paris)) == {schedule.pk: "started"}
+    run = DrillRun.objects.get()
+    assert run.schedule_id == schedule.pk and run.requested_by == f"schedule {schedule.pk}"
+    # Inside the same window again: nothing more starts.
+    assert schedules_tick(datetime(2026, 12, 8, 2, 20, tzinfo=paris)) == {schedule.pk: "nothing due"}
+    run = wait_for(lambda: finished(run), timeout=90, message="the scheduled drill to finish")
+    assert (run.state, run.outcome) == ("done", "passed"), (run.error, run.figures)
+    assert Evidence.objects.filter(check_obj__kind="drill_results", measurements__drill_run=run.pk).exists()
+
+    # Beat was down through the next Tuesday's window: recorded as missed, not run late.
+    assert schedules_tick(datetime(2026, 12, 15, 9, 0, tzinfo=paris)) == {schedule.pk: "missed"}
+    assert DrillRun.objects.count() == 1
+    windows = list(ScheduledWindow.objects.order_by("window_start").values_list("run", "missed_reason"))
+    assert windows == [(run.pk, ""), (None, "the window passed before a drill could start and finish in it")]
+    # A window too short for the drill's longest duration once it has begun is not used either.
+    assert schedules_tick(datetime(2026, 12, 22, 2, 55, tzinfo=paris)) == {schedule.pk: "missed"}
+    assert DrillRun.objects.count() == 1
