@@ -256,6 +256,10 @@ class DrillSchedule(models.Model):
         return f"{self.get_scenario_display()} on {self.cluster} ({self.window_text})"
 
     @property
+    def params_text(self) -> str:
+        return ", ".join(f"{name.replace('_', ' ')} {value:g}" for name, value in sorted(self.params.items()))
+
+    @property
     def window_text(self) -> str:
         days = ", ".join(WEEKDAY_NAMES[d - 1] for d in sorted(self.weekdays))
         return f"{days} {self.window_start:%H:%M}-{self.window_end:%H:%M} {self.time_zone}"

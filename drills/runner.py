@@ -21,7 +21,7 @@ from drills.probes import probe_run
 from drills.probes.base import ProbeResult
 from scorecard import catalog, roles, services
 from scorecard.catalog import ProbeKind
-from scorecard.models import Check, Evidence, InvalidTransition, Status
+from scorecard.models import Check, CheckRun, Evidence, InvalidTransition, Status
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +41,17 @@ def check_run_execute(*, run_id: int, worker: str) -> Evidence | None:
     if run.requested_by != services.SCHEDULER and not roles.user_may(run.requested_by, "run_checks"):
         run.fail(f"{run.requested_by} no longer holds a role that runs probes; nothing was run")
         return None
+    return _probe_and_record(run, worker)
+
+
+def _probe_and_record(run: CheckRun, worker: str) -> Evidence | None:
+    """Probe a claimed run and append its evidence."""
     try:
         result = probe_run(run.check_obj)
     except SoftTimeLimitExceeded:
         result = ProbeResult(Status.ERROR, "the probe exceeded the task time limit", {"error": "task time limit"})
     except Exception as exc:  # a bug must still leave evidence, not a run stuck in RUNNING
-        log.exception("probe of run %s crashed", run_id)
+        log.exception("probe of run %s crashed", run.pk)
         result = ProbeResult(Status.ERROR, f"the probe crashed: {type(exc).__name__}", {"error": type(exc).__name__})
     try:
         return services.check_run_finish(
@@ -57,7 +62,7 @@ def check_run_execute(*, run_id: int, worker: str) -> Evidence | None:
             collected_by=f"{worker} ({run.requested_by})",
         )
     except InvalidTransition:
-        log.warning("run %s was reclaimed by another delivery; its evidence is that delivery's", run_id)
+        log.warning("run %s was reclaimed by another delivery; its evidence is that delivery's", run.pk)
         return None
 
 
@@ -72,7 +77,9 @@ def _cadence_recompute(*, run: DrillRun, worker: str) -> None:
     cadence = Check.objects.runnable().filter(row__scorecard__cluster=run.cluster, kind=ProbeKind.DRILL_CADENCE)
     for check in cadence:
         cadence_run = services.check_run_create(check=check, requested_by=f"drill {run.pk}")
-        check_run_execute(run_id=cadence_run.pk, worker=worker)
+        claimed = services.check_run_claim(run_id=cadence_run.pk, worker=worker)
+        if claimed is not None:  # the worker's own run: no person's role to check
+            _probe_and_record(claimed, worker)
 
 
 # --- drills ------------------------------------------------------------------------------------

@@ -96,7 +96,10 @@ def _record(schedule: DrillSchedule, start: datetime, end: datetime, *, run=None
 
 def schedule_tick(schedule: DrillSchedule, now: datetime) -> str:
     """Deal with the schedule's windows up to `now`; returns what happened, for logs and tests."""
-    since = schedule.handled_window + timedelta(seconds=1) if schedule.handled_window else schedule.created_at
+    if schedule.handled_window:
+        since = schedule.handled_window + timedelta(seconds=1)
+    else:  # from the window open when the schedule was made, if any
+        since = schedule.created_at - _window_length(schedule.window_start, schedule.window_end)
     since = max(since, now - timedelta(days=LOOKBACK_DAYS))
     outcome = "nothing due"
     for start, end in windows(schedule, since=since, until=now):
@@ -152,7 +155,7 @@ def schedules_tick(now: datetime | None = None) -> dict[int, str]:
 @transaction.atomic
 def schedule_create(*, cluster, by: str, scenario: str, weekdays: list[int], window_start: time,
                     window_end: time, time_zone: str, params: dict) -> DrillSchedule:  # fmt: skip
-    """An approver's schedule; its first window is the next one (none is run late)."""
+    """An approver's schedule; its first window is the one open now, or the next."""
     validate_schedule(
         scenario=scenario,
         weekdays=weekdays,

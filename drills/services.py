@@ -155,7 +155,7 @@ def drill_run_start(
         raise DrillRefused(refusal)
     if scenario == Scenario.STANDBY_CUTOVER and not (parsed.canary_group and parsed.canary_topic):
         raise DrillRefused("a standby cutover rehearsal needs a canary group and its topic")
-    rows = {row.key: row for row in Row.objects.filter(scorecard__cluster=cluster)}
+    rows = {row.key: row for row in Row.objects.filter(scorecard__cluster=cluster, key__in=drill_rows(scenario))}
     enforced = {name: value for name, value in limits.items() if name != "error_window_seconds"}
     try:
         with transaction.atomic():

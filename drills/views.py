@@ -63,7 +63,7 @@ def drill_list(request, cluster_id: int):
     cluster = get_object_or_404(Cluster, pk=cluster_id)
     if request.method != "POST":
         return _drill_page(request, cluster)
-    roles.require(request.user, "start_drills", "start a drill")
+    roles.require(request.user, "start_drills")
     form = _drill_form(cluster, _offered(cluster), request.POST)
     if form.is_valid():
         try:

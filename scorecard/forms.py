@@ -121,6 +121,9 @@ class RowForm(forms.ModelForm):
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.user = user
+        # The guardrails as stored: loosening them is an approver's decision (as on a drill).
+        self.stored_guardrails = {field: getattr(self.instance, field) for field, _, _ in targets.GUARDRAILS.values()}
         if not roles.can(user, "manage_clusters"):
             del self.fields["owner_user"]
         else:
@@ -137,6 +140,8 @@ class RowForm(forms.ModelForm):
                 help_text=f"{name}; empty = product default{default}",
                 initial=current.get("default", {}).get(name),
             )
+        metric_fields = [f"target_{name}" for name in targets.row_metrics(self.instance.key)]
+        self.order_fields([*self.Meta.fields, *metric_fields, "target_overrides"])
         self.fields["target_overrides"].initial = "\n".join(
             f"{scope}.{name} = {value:g}"
             for scope, values in current.items()
@@ -154,14 +159,23 @@ class RowForm(forms.ModelForm):
             try:
                 if not (sep and dot):
                     raise ValueError("expected scenario.metric = number")
-                overrides.setdefault(scope, {})[name] = float(value)
-                targets.validate_targets(self.instance.key, {scope: {name: float(value)}})
+                try:
+                    number_value = float(value)
+                except ValueError:
+                    raise ValueError(f"{value.strip()!r} is not a number") from None
+                targets.validate_targets(self.instance.key, {scope: {name: number_value}})
             except ValueError as exc:
                 raise forms.ValidationError(f"line {number}: {exc}") from None
+            overrides.setdefault(scope, {})[name] = number_value
         return overrides
 
     def clean(self):
         data = super().clean()
+        if not (roles.can(self.user, "approve_drills") or roles.can(self.user, "manage_clusters")):
+            for name, (field, _, label) in targets.GUARDRAILS.items():
+                stored = self.stored_guardrails[field]
+                if field in data and stored is not None and targets.looser(name, data[field], stored):
+                    self.add_error(field, f"Only a drill approver may loosen the {label} guardrail (now {stored:g}).")
         defaults = {
             name: data[f"target_{name}"]
             for name in targets.row_metrics(self.instance.key)

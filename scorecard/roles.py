@@ -58,11 +58,24 @@ def user_may(username: str, codename: str) -> bool:
     return can(get_user_model().objects.filter(username=username).first(), codename)
 
 
-def require(user, codename: str, action: str) -> None:
-    """PermissionDenied naming what was refused and which permission it needs."""
-    if not can(user, codename):
-        name = getattr(user, "username", "") or "anonymous"
-        raise PermissionDenied(f"{name} may not {action}: it needs a role with '{codename}'")
+def role_needed(codename: str) -> str:
+    """The first role that holds a permission."""
+    return next(role for role in Role.values if codename in role_permissions(role))
+
+
+def require(user, codename: str, action: str = "") -> None:
+    """PermissionDenied saying who was refused what, and which role it needs."""
+    if can(user, codename):
+        return
+    from scorecard.models import Scorecard
+
+    if not action:
+        action = dict(Scorecard._meta.permissions)[codename].lower()
+    name = user.get_username() if user is not None and user.is_authenticated else "anonymous"
+    held = ", ".join(user_roles(user)) if user is not None and user.is_authenticated else ""
+    raise PermissionDenied(
+        f"{name} ({held or 'no role'}) may not {action}: that needs the {role_needed(codename)} role."
+    )
 
 
 def user_roles(user) -> list[str]:

@@ -73,10 +73,13 @@ def target_for(row, metric: str, scenario: str = "") -> tuple[float | None, str]
 
 
 def targets_snapshot(rows_by_key: dict, scenario: str) -> dict:
-    """Every metric's target for a scenario, with its source: what a drill is judged against."""
+    """The targets of the given rows' metrics for a scenario, with their sources: what a drill
+    is judged against."""
     snapshot = {}
     for name, metric in METRICS.items():
-        value, source = target_for(rows_by_key.get(metric.row), name, scenario)
+        if metric.row not in rows_by_key:
+            continue
+        value, source = target_for(rows_by_key[metric.row], name, scenario)
         if value is not None:
             snapshot[name] = {"value": value, "source": source}
     return snapshot

@@ -1,11 +1,13 @@
+from functools import wraps
+
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from scorecard import audit, catalog, selectors, services
+from scorecard import audit, catalog, roles, selectors, services
 from scorecard.evidence import chain_verify
 from scorecard.forms import (
     AuditFilterForm,
@@ -23,10 +25,16 @@ AUDIT_PAGE_SIZE = 50
 
 
 def role_required(codename: str):
-    """Logged in (else the login page) and holding the permission (else 403)."""
+    """Logged in (else the login page) and holding the permission (else 403 saying which role
+    it needs)."""
 
     def decorate(view):
-        return login_required(permission_required(f"scorecard.{codename}", raise_exception=True)(view))
+        @wraps(view)
+        def checked(request, *args, **kwargs):
+            roles.require(request.user, codename)
+            return view(request, *args, **kwargs)
+
+        return login_required(checked)
 
     return decorate
 

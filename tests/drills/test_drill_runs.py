@@ -58,7 +58,8 @@ def test_a_broker_loss_drill_runs_in_a_worker_and_updates_the_rows(private_sandb
     assert by_row["durability"].status == "PASS"
     assert by_row["automation"].measurements["drill_run"] == run.pk
     # Drill cadence is re-computed after the drill.
-    assert CheckRun.objects.filter(check_obj__kind="drill_cadence", requested_by=f"drill {run.pk}").exists()
+    cadence = CheckRun.objects.get(check_obj__kind="drill_cadence", requested_by=f"drill {run.pk}")
+    assert cadence.state == CheckRun.State.DONE and Evidence.objects.filter(run=cadence).exists()
     assert all(b["up"] for b in private_sandbox.control.call("status")["brokers"])
 
 

@@ -145,3 +145,32 @@ def test_the_row_form_saves_guardrails_and_targets_and_refuses_bad_ones(role_cli
     assert row.targets == {"default": {"write_rto_s": 20.0}, "zone_loss": {"write_rto_s": 45.0}}
     event = AuditEvent.objects.get(action="row.update")
     assert event.actor == "olga" and event.after["rollback_max_consumer_lag"] == 1000
+
+
+def test_a_row_owner_may_tighten_its_guardrails_but_only_an_approver_loosens_them(role_client, cluster):
+    from django.contrib.auth import get_user_model
+
+    operator = role_client("operator", "olga")
+    row = cluster.scorecard.rows.get(key="durability")
+    row.owner_user = get_user_model().objects.get(username="olga")
+    row.save()
+    url = reverse("scorecard-row-edit", args=[row.pk])
+    base = {"owner": "Storage", "rollback_condition": "stop on errors", "rollback_min_healthy_brokers": "2"}
+    for loosened in ({"rollback_max_error_rate": "0.5"}, {"rollback_max_error_rate": ""}):
+        response = operator.post(url, {**base, "rollback_error_window_seconds": "30", **loosened})
+        assert "Only a drill approver may loosen the max produce error rate guardrail (now 0.05)" in (
+            response.content.decode()
+        )
+    row.refresh_from_db()
+    assert row.rollback_max_error_rate == 0.05
+    tighter = {**base, "rollback_error_window_seconds": "30", "rollback_max_error_rate": "0.01"}
+    assert operator.post(url, tighter).status_code == 302
+    row.refresh_from_db()
+    assert row.rollback_max_error_rate == 0.01
+    approver = role_client("drill approver", "abe")
+    row.owner_user = get_user_model().objects.get(username="abe")
+    row.save()
+    looser = {**base, "rollback_error_window_seconds": "30", "rollback_max_error_rate": "0.2"}
+    assert approver.post(url, looser).status_code == 302
+    row.refresh_from_db()
+    assert row.rollback_max_error_rate == 0.2
