@@ -1,14 +1,14 @@
 from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.admin import GroupAdmin
 from django.contrib.auth.models import Group
 from django.urls import include, path
 
-from scorecard.admin import AuditEventAdmin, RolesAdminSite
+from scorecard.admin import AuditEventAdmin, RolesAdminSite, RolesUserAdmin
 from scorecard.models import AuditEvent
 
 roles_admin = RolesAdminSite(name="admin")
-roles_admin.register(get_user_model(), UserAdmin)
+roles_admin.register(get_user_model(), RolesUserAdmin)
 roles_admin.register(Group, GroupAdmin)
 roles_admin.register(AuditEvent, AuditEventAdmin)
 

@@ -8,11 +8,19 @@ from scorecard.models import Check, Row, Status
 from scorecard.status import verdict
 from scorecard.targets import METRICS, describe
 
+# Drills from before targets came from the rows carried these two in their parameters.
+LEGACY_TARGET_PARAMS = {"write_rto_s": "write_rto_target_seconds", "reelection_s": "reelection_target_seconds"}
+
 
 def _target(run: DrillRun, metric: str) -> dict:
     """The target the run was judged against: its snapshot from the rows when it started
-    (older runs: the product default)."""
-    return run.targets.get(metric) or {"value": METRICS[metric].default, "source": "product default"}
+    (older runs: the target they were started with, else the product default)."""
+    if metric in run.targets:
+        return run.targets[metric]
+    legacy = run.params.get(LEGACY_TARGET_PARAMS.get(metric, ""))
+    if legacy is not None:
+        return {"value": legacy, "source": "the drill's own parameter"}
+    return {"value": METRICS[metric].default, "source": "product default"}
 
 
 def _drill_check(row: Row) -> Check:
@@ -94,9 +102,7 @@ def _continuity_verdict(f: dict, run: DrillRun, label: str) -> tuple[Status, str
     if fatal:
         summary += f"; the producer entered a fatal state {fatal} times and was recreated"
     resume_target = _target(run, "consumer_resume_s")
-    resume_late = (
-        group and f.get("consumer_resume_s") is not None and not _within(f["consumer_resume_s"], resume_target)
-    )
+    resume_late = bool(group) and not _within(f.get("consumer_resume_s"), resume_target)
     if group:
         summary += (
             f"; {group.get('partitions_resumed', 0)} of {group.get('partitions_committed', 0)} partitions resumed"
@@ -136,9 +142,8 @@ def _metadata_verdict(f: dict, run: DrillRun, label: str) -> tuple[Status, str]:
     caught_up = f"replicas caught up in {_fmt(f.get('catchup_s'))}"
     if catch_up_target:
         caught_up += f" ({describe(catch_up_target)})"
-    catch_up_late = (
-        bool(catch_up_target) and f.get("catchup_s") is not None and f["catchup_s"] > catch_up_target["value"]
-    )
+    # With a target, replicas that never caught up (not observed) miss it.
+    catch_up_late = bool(catch_up_target) and not _within(f.get("catchup_s"), catch_up_target)
     if not metadata.get("loss_observed"):
         if metadata.get("leaders_moved") and not metadata.get("max_offline"):
             return verdict(fail=catch_up_late), f"{label}: leaders moved with no partition leaderless; {caught_up}"

@@ -16,7 +16,7 @@ from drills import kafka, scenarios
 from drills.actuators import Action, ActuatorError, ManualActuator, actuator_for
 from drills.engine import DrillEngine, DrillResult, Hooks, PreflightRefused
 from drills.evidence import drill_evidence_record
-from drills.models import DrillRun, DrillTimeline, Outcome
+from drills.models import DrillRun, DrillTimeline, Outcome, ScheduledWindow
 from drills.probes import probe_run
 from drills.probes.base import ProbeResult
 from scorecard import catalog, roles, services
@@ -207,14 +207,23 @@ def drill_run_execute(*, run_id: int, worker: str) -> DrillRun | None:
 
 
 def _requester_refusal(run: DrillRun) -> str:
-    """Why the person (or schedule) that asked for the drill may no longer have it run."""
-    if run.schedule_id is not None:
-        schedule = run.schedule
-        if schedule is None or not schedule.enabled or not roles.user_may(schedule.created_by, "approve_drills"):
-            return "its schedule was removed, disabled, or its approver lost the role; nothing was injected"
+    """Why the drill may no longer run: its requester lost the role it needs, or its schedule
+    is gone, disabled, or its window closed before a worker picked it up."""
+    window = ScheduledWindow.objects.filter(run=run).select_related("schedule").first()
+    if window is not None:
+        schedule = window.schedule
+        if not schedule.enabled or not roles.user_may(schedule.created_by, "approve_drills"):
+            return "its schedule was disabled or its approver lost the role; nothing was injected"
+        if timezone.now() + timedelta(seconds=run.time_limit_seconds) > window.window_end:
+            return "its window closed before a worker picked it up; nothing was injected (never run late)"
         return ""
-    if not roles.user_may(run.requested_by, "start_drills"):
-        return f"{run.requested_by} no longer holds a role that starts drills; nothing was injected"
+    if run.schedule_id is None and run.requested_by.startswith("schedule "):
+        return "its schedule was removed; nothing was injected"
+    needed = (
+        "approve_drills" if any(s.startswith("loosened") for s in run.guardrail_sources.values()) else "start_drills"
+    )
+    if not roles.user_may(run.requested_by, needed):
+        return f"{run.requested_by} no longer holds the role this drill needs ({needed}); nothing was injected"
     return ""
 
 

@@ -9,7 +9,7 @@ with the reason; it is never run late.
 """
 
 import logging
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ValidationError
@@ -17,9 +17,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from drills import services
-from drills.models import DrillRun, DrillSchedule, ScheduledWindow
+from drills.models import DrillSchedule, ScheduledWindow
 from scorecard import audit, catalog, roles
 from scorecard.catalog import Scenario
+from scorecard.models import Row
 from scorecard.targets import GUARDRAILS
 
 log = logging.getLogger(__name__)
@@ -67,17 +68,21 @@ def _window_length(start: time, end: time) -> timedelta:
 
 
 def windows(schedule: DrillSchedule, *, since: datetime, until: datetime) -> list[tuple[datetime, datetime]]:
-    """The schedule's windows that start between `since` and `until` (aware datetimes)."""
+    """The schedule's windows that start between `since` and `until`, in UTC. Each is built from
+    wall-clock times in its zone, so a window keeps its local hours across clock changes; one
+    that falls entirely in a skipped hour does not exist that day."""
     zone = ZoneInfo(schedule.time_zone)
-    length = _window_length(schedule.window_start, schedule.window_end)
+    next_day = schedule.window_end <= schedule.window_start
     day = since.astimezone(zone).date() - timedelta(days=1)
     last = until.astimezone(zone).date()
     found = []
     while day <= last:
         if day.isoweekday() in schedule.weekdays:
-            start = datetime.combine(day, schedule.window_start, tzinfo=zone)
-            if since <= start <= until:
-                found.append((start, start + length))
+            start = datetime.combine(day, schedule.window_start, tzinfo=zone).astimezone(UTC)
+            end_day = day + timedelta(days=1) if next_day else day
+            end = datetime.combine(end_day, schedule.window_end, tzinfo=zone).astimezone(UTC)
+            if end > start and since <= start <= until:
+                found.append((start, end))
         day += timedelta(days=1)
     return found
 
@@ -94,6 +99,18 @@ def _record(schedule: DrillSchedule, start: datetime, end: datetime, *, run=None
     schedule.handled_window = start
 
 
+def _guardrails(schedule: DrillSchedule) -> dict:
+    """What its approver set, else the rows' (as when an approver starts a drill by hand)."""
+    return {name: schedule.params.get(name) for name in GUARDRAILS}
+
+
+def _longest(schedule: DrillSchedule) -> timedelta:
+    """How long the drill may run: its duration guardrail, from the schedule or the rows."""
+    rows = Row.objects.filter(scorecard__cluster=schedule.cluster, key__in=services.drill_rows(schedule.scenario))
+    limits, _ = services.drill_guardrails(rows=list(rows), asked=_guardrails(schedule), by="", may_loosen=True)
+    return timedelta(seconds=limits["max_duration_seconds"])
+
+
 def schedule_tick(schedule: DrillSchedule, now: datetime) -> str:
     """Deal with the schedule's windows up to `now`; returns what happened, for logs and tests."""
     if schedule.handled_window:
@@ -103,8 +120,7 @@ def schedule_tick(schedule: DrillSchedule, now: datetime) -> str:
     since = max(since, now - timedelta(days=LOOKBACK_DAYS))
     outcome = "nothing due"
     for start, end in windows(schedule, since=since, until=now):
-        limit = timedelta(seconds=int(schedule.params.get("max_duration_seconds", 300)))
-        if now + limit > end:
+        if now + _longest(schedule) > end:
             _record(schedule, start, end, missed="the window passed before a drill could start and finish in it")
             outcome = "missed"
             continue
@@ -118,38 +134,43 @@ def _start(schedule: DrillSchedule, start: datetime, end: datetime) -> str:
         reason = f"{schedule.created_by}, who scheduled it, is no longer a drill approver"
         _record(schedule, start, end, missed=reason)
         return "missed"
-    if DrillRun.objects.filter(cluster=cluster, state__in=DrillRun.ACTIVE).exists():
-        return "busy"  # not handled: tried again on the next tick, while the window lasts
     try:
-        with audit.acting_as(f"schedule {schedule.pk} ({schedule.created_by})"):
+        # The run and its window are recorded together: a window never gets a second drill.
+        with transaction.atomic(), audit.acting_as(f"schedule {schedule.pk} ({schedule.created_by})"):
             run = services.drill_run_start(
                 cluster=cluster,
                 scenario=schedule.scenario,
                 params=schedule.params,
-                # What its approver set (else the rows'), as when an approver starts one by hand.
-                guardrails={name: schedule.params.get(name) for name in GUARDRAILS},
+                guardrails=_guardrails(schedule),
                 may_loosen=True,
                 requested_by=f"schedule {schedule.pk}",
                 schedule=schedule,
             )
+            _record(schedule, start, end, run=run)
+    except services.DrillBusy:
+        return "busy"  # not handled: tried again on the next tick, while the window lasts
     except services.DrillRefused as exc:
-        if "already running" in str(exc):
-            return "busy"
         _record(schedule, start, end, missed=f"refused: {exc}")
         return "missed"
     except (services.QueueUnavailable, catalog.ParamError) as exc:
         _record(schedule, start, end, missed=f"not started: {exc}")
         return "missed"
-    _record(schedule, start, end, run=run)
     log.info("schedule %s started drill %s on %s", schedule.pk, run.pk, cluster.name)
     return "started"
 
 
 def schedules_tick(now: datetime | None = None) -> dict[int, str]:
-    """Called by beat every few seconds: every enabled schedule of a cluster allowing drills."""
+    """Called by beat every few seconds: every enabled schedule. One schedule that fails does
+    not keep the others from their windows."""
     now = now or timezone.now()
-    schedules = DrillSchedule.objects.filter(enabled=True).select_related("cluster")
-    return {schedule.pk: schedule_tick(schedule, now) for schedule in schedules}
+    outcomes = {}
+    for schedule in DrillSchedule.objects.filter(enabled=True).select_related("cluster"):
+        try:
+            outcomes[schedule.pk] = schedule_tick(schedule, now)
+        except Exception:  # logged; the next tick tries again while the window lasts
+            log.exception("drill schedule %s could not be checked", schedule.pk)
+            outcomes[schedule.pk] = "error"
+    return outcomes
 
 
 @transaction.atomic

@@ -22,6 +22,10 @@ class DrillRefused(Exception):
     """The drill may not start; the message says why."""
 
 
+class DrillBusy(DrillRefused):
+    """Another drill holds the cluster."""
+
+
 class QueueUnavailable(Exception):
     """The broker did not take the work; the runs concerned are marked failed with the reason."""
 
@@ -96,11 +100,11 @@ def drill_rows(scenario: str) -> list[str]:
     return rows + [RowKey.METADATA] if scenario in CLUSTER_FAULTS else rows
 
 
-def drill_guardrails(*, cluster: Cluster, scenario: str, asked: dict, by: str, may_loosen: bool) -> tuple[dict, dict]:
+def drill_guardrails(*, rows: list[Row], asked: dict, by: str, may_loosen: bool) -> tuple[dict, dict]:
     """The drill's guardrails and where each came from: the strictest of the affected rows'
     rollback conditions; the person starting it may tighten them, only an approver may loosen
     them. `asked` holds what was typed (None = take the rows')."""
-    limits = row_guardrails(Row.objects.filter(scorecard__cluster=cluster, key__in=drill_rows(scenario)))
+    limits = row_guardrails(rows)
     defaults = catalog.defaults("drill")
     values, sources = {}, {}
     for name, (_, _, label) in GUARDRAILS.items():
@@ -146,16 +150,14 @@ def drill_run_start(
     catalog.parse("drill", params)  # ParamError names each bad parameter
     if guardrails is None:  # callers without a form: guardrails given among the parameters
         guardrails = {name: params.get(name) for name in GUARDRAILS}
-    limits, sources = drill_guardrails(
-        cluster=cluster, scenario=scenario, asked=guardrails, by=requested_by, may_loosen=may_loosen
-    )
+    rows = list(Row.objects.filter(scorecard__cluster=cluster, key__in=drill_rows(scenario)))
+    limits, sources = drill_guardrails(rows=rows, asked=guardrails, by=requested_by, may_loosen=may_loosen)
     parsed = catalog.parse("drill", {**params, **limits})
     refusal = scenario_refusal(cluster, scenario, move_leaders=parsed.move_leaders)
     if refusal:
         raise DrillRefused(refusal)
     if scenario == Scenario.STANDBY_CUTOVER and not (parsed.canary_group and parsed.canary_topic):
         raise DrillRefused("a standby cutover rehearsal needs a canary group and its topic")
-    rows = {row.key: row for row in Row.objects.filter(scorecard__cluster=cluster, key__in=drill_rows(scenario))}
     enforced = {name: value for name, value in limits.items() if name != "error_window_seconds"}
     try:
         with transaction.atomic():
@@ -165,7 +167,7 @@ def drill_run_start(
                 params=vars(parsed),
                 guardrails=enforced,
                 guardrail_sources=sources,
-                targets=targets_snapshot(rows, scenario),
+                targets=targets_snapshot({row.key: row for row in rows}, scenario),
                 actuator=cluster.actuator,
                 requested_by=requested_by,
                 schedule=schedule,
@@ -179,7 +181,7 @@ def drill_run_start(
             )
     except IntegrityError:
         active = DrillRun.objects.filter(cluster=cluster, state__in=DrillRun.ACTIVE).first()
-        raise DrillRefused(
+        raise DrillBusy(
             f"a drill is already running on {cluster.name}"
             + (f" (run {active.pk}, {active.get_scenario_display()})" if active else "")
         ) from None

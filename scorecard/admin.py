@@ -3,6 +3,7 @@ made there enter the audit trail (scorecard.roles.groups_changed). Everything el
 on the product's own pages, which apply the product's rules."""
 
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
 
 from scorecard import roles
 
@@ -29,3 +30,24 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class RolesUserAdmin(UserAdmin):
+    """Users and their roles only: no superuser flag, staff flag or per-user permissions, which
+    would give rights outside the four roles (and outside the audit trail)."""
+
+    fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        ("Person", {"fields": ("first_name", "last_name", "email")}),
+        ("Roles", {"fields": ("is_active", "groups"), "description": "Each group is a role; see docs/governance.md."}),
+    )
+    list_display = ("username", "email", "is_active", "role_names", "last_login")
+    list_filter = ("is_active", "groups")
+    filter_horizontal = ("groups",)
+
+    @admin.display(description="roles")
+    def role_names(self, user):
+        return ", ".join(roles.user_roles(user)) or "none"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")

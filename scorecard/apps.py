@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import m2m_changed, post_migrate
+from django.db.models.signals import m2m_changed, post_migrate, pre_save
 
 
 class ScorecardConfig(AppConfig):
@@ -17,3 +17,4 @@ class ScorecardConfig(AppConfig):
         m2m_changed.connect(
             roles.groups_changed, sender=get_user_model().groups.through, dispatch_uid="scorecard-role-audit"
         )
+        pre_save.connect(roles.user_changed, sender=get_user_model(), dispatch_uid="scorecard-user-audit")

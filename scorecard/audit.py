@@ -81,7 +81,7 @@ def record(
     before, after = dict(before or {}), dict(after or {})
     if before and after:
         changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
-        if not changed:
+        if not changed and not comment:  # a typed secret changes nothing visible: its comment says so
             return None
         before = {k: v for k, v in before.items() if k in changed}
         after = {k: v for k, v in after.items() if k in changed}

@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import transaction
@@ -28,6 +28,10 @@ from django.utils import timezone
 from scorecard.models import EVIDENCE_STATUSES, GENESIS_HASH, Check, CheckRun, Evidence, Scorecard
 
 __all__ = ["GENESIS_HASH", "ChainVerification", "chain_states", "chain_verify", "chain_walk", "evidence_append"]
+
+
+# Migration 0005 marks chains that did not hold before they were re-keyed with this reason.
+BROKEN_BEFORE_UPGRADE = "before the upgrade to keyed hashes"
 
 
 def _mac(message: str) -> str:
@@ -124,6 +128,7 @@ class ChainVerification:
     broken_seq: int | None = None
     reason: str = ""
     full: bool = False  # every link was walked (not only those since the last verification)
+    walked_at: datetime | None = None  # the last full walk
 
 
 def _head_problem(scorecard: Scorecard) -> str:
@@ -150,67 +155,89 @@ def _count_problem(scorecard: Scorecard, count: int, last_seq: int | None) -> tu
     return None, f"{head - count} evidence items are missing from the chain (it holds {count} of {head})"
 
 
-def _walk(scorecard: Scorecard, start: int, prev_hash: str) -> tuple[int | None, str, str]:
-    """Check links start..head; (first broken seq or None, reason, hash of the last link)."""
+def _walk(scorecard: Scorecard, start: int, prev_hash: str) -> tuple[int | None, str]:
+    """Check links start..head; (first broken seq or None, reason)."""
     expected_seq = start
     links = Evidence.objects.filter(scorecard=scorecard, seq__gte=start, seq__lte=scorecard.head_count)
     for evidence in links.order_by("seq").iterator(chunk_size=500):
         if evidence.seq != expected_seq:
-            return expected_seq, f"evidence #{expected_seq} is missing", prev_hash
+            return expected_seq, f"evidence #{expected_seq} is missing"
         if evidence.prev_hash != prev_hash:
-            return evidence.seq, f"evidence #{evidence.seq} does not link to its predecessor", prev_hash
+            return evidence.seq, f"evidence #{evidence.seq} does not link to its predecessor"
         if not hmac.compare_digest(evidence_hash(evidence_payload(evidence), prev_hash), evidence.hash):
-            return evidence.seq, f"evidence #{evidence.seq} was changed or re-hashed after it was recorded", prev_hash
+            return evidence.seq, f"evidence #{evidence.seq} was changed or re-hashed after it was recorded"
         prev_hash = evidence.hash
         expected_seq += 1
     if expected_seq <= scorecard.head_count:
-        return expected_seq, f"evidence #{expected_seq} is missing", prev_hash
+        return expected_seq, f"evidence #{expected_seq} is missing"
     if prev_hash != scorecard.head_hash:
-        return scorecard.head_count, "the last link does not match the signed head", prev_hash
-    return None, "", prev_hash
+        return scorecard.head_count, "the last link does not match the signed head"
+    return None, ""
 
 
 def _record(scorecard: Scorecard, broken_seq: int | None, reason: str, *, full: bool) -> ChainVerification:
     """Store what verification found: a break until a full walk finds the chain whole again,
-    and on success a signed checkpoint so the next page only walks newer links."""
-    fields = {}
-    if broken_seq is None and not reason:
-        scorecard.verified_count, scorecard.verified_hash = scorecard.head_count, scorecard.head_hash
-        fields = {
-            "verified_count": scorecard.verified_count,
-            "verified_hash": scorecard.verified_hash,
-            "verified_signature": _checkpoint_sign(scorecard),
-        }
-        if full:
-            fields["broken_reason"] = ""
-    else:
+    and on success a signed checkpoint (which only moves forward) so the next page only walks
+    newer links."""
+    ok = broken_seq is None and not reason
+    now = timezone.now()
+    fields = {"walked_at": now} if full else {}
+    if not ok:
         fields["broken_reason"] = reason[:500]
-    if full:
-        fields["walked_at"] = timezone.now()
-    Scorecard.objects.filter(pk=scorecard.pk).update(**fields)
+    elif full and not scorecard.broken_reason.startswith(BROKEN_BEFORE_UPGRADE):
+        fields["broken_reason"] = ""  # a break found before the keyed chain cannot heal
+    if fields:
+        Scorecard.objects.filter(pk=scorecard.pk).update(**fields)
+    if ok:
+        scorecard.verified_count, scorecard.verified_hash = scorecard.head_count, scorecard.head_hash
+        Scorecard.objects.filter(pk=scorecard.pk, verified_count__lte=scorecard.verified_count).update(
+            verified_count=scorecard.verified_count,
+            verified_hash=scorecard.verified_hash,
+            verified_signature=_checkpoint_sign(scorecard),
+        )
     for name, value in fields.items():
         setattr(scorecard, name, value)
-    ok = broken_seq is None and not reason
-    return ChainVerification(ok, scorecard.head_count, scorecard.head_hash, broken_seq, reason, full)
+    return ChainVerification(
+        ok, scorecard.head_count, scorecard.head_hash, broken_seq, reason, full, scorecard.walked_at
+    )
 
 
 def _stored_problem(scorecard: Scorecard) -> str:
     return scorecard.broken_reason or _head_problem(scorecard)
 
 
+def _rollback_problem(scorecard: Scorecard) -> str:
+    """A head older than what verification already vouched for: the tail was removed and an
+    earlier (validly signed) head put back."""
+    checkpoint_ok = hmac.compare_digest(_checkpoint_sign(scorecard), scorecard.verified_signature or "")
+    if checkpoint_ok and scorecard.verified_count > scorecard.head_count:
+        return (
+            f"the signed head vouches for {scorecard.head_count} evidence items but {scorecard.verified_count} "
+            f"were already verified: an older head was restored and evidence #{scorecard.head_count + 1} to "
+            f"#{scorecard.verified_count} is gone"
+        )
+    return ""
+
+
+def _current(scorecard: Scorecard) -> Scorecard:
+    """The scorecard's head and its evidence counted against it, read in one statement, so an
+    append committing meanwhile cannot make them disagree."""
+    return Scorecard.objects.annotate(n=Count("evidence"), last=Max("evidence__seq")).get(pk=scorecard.pk)
+
+
 def chain_states(scorecards: list[Scorecard]) -> dict[int, ChainVerification]:
     """Whether each chain can be trusted, from one query (the heads as stored now, and the
-    evidence counted against them): a stored break, an altered head, or rows missing or added.
-    (Changes inside links need a walk.)"""
+    evidence counted against them): a stored break, an altered or rolled-back head, or rows
+    missing or added. (Changes inside links need a walk.)"""
     current = Scorecard.objects.filter(pk__in=[s.pk for s in scorecards]).annotate(
         n=Count("evidence"), last=Max("evidence__seq")
     )
     states = {}
     for scorecard in current:
         broken_seq, reason = _count_problem(scorecard, scorecard.n, scorecard.last)
-        reason = _stored_problem(scorecard) or reason
+        reason = _stored_problem(scorecard) or _rollback_problem(scorecard) or reason
         states[scorecard.pk] = ChainVerification(
-            not reason, scorecard.head_count, scorecard.head_hash, broken_seq, reason
+            not reason, scorecard.head_count, scorecard.head_hash, broken_seq, reason, False, scorecard.walked_at
         )
     return states
 
@@ -218,44 +245,46 @@ def chain_states(scorecards: list[Scorecard]) -> dict[int, ChainVerification]:
 def chain_verify(*, scorecard: Scorecard) -> ChainVerification:
     """The page's verification: the head, the rows present, and the links appended since the
     last verification (a full walk if the checkpoint itself does not verify)."""
-    scorecard.refresh_from_db()
-    if reason := _stored_problem(scorecard):
-        return ChainVerification(False, scorecard.head_count, scorecard.head_hash, None, reason)
-    found = Evidence.objects.filter(scorecard=scorecard).aggregate(n=Count("id"), last=Max("seq"))
-    broken_seq, reason = _count_problem(scorecard, found["n"], found["last"])
+    current = _current(scorecard)
+    if reason := _stored_problem(current):
+        return ChainVerification(False, current.head_count, current.head_hash, None, reason, False, current.walked_at)
+    if reason := _rollback_problem(current):
+        return _record(current, current.head_count + 1, reason, full=False)
+    broken_seq, reason = _count_problem(current, current.n, current.last)
     if reason and broken_seq is None:
-        return chain_walk(scorecard=scorecard)  # links missing inside the chain: name the first
+        return chain_walk(scorecard=current)  # links missing inside the chain: name the first
     if reason:
-        return _record(scorecard, broken_seq, reason, full=False)
-    checkpoint_ok = hmac.compare_digest(_checkpoint_sign(scorecard), scorecard.verified_signature or "")
-    if not checkpoint_ok or scorecard.verified_count > scorecard.head_count:
-        return chain_walk(scorecard=scorecard)
-    start, prev_hash = scorecard.verified_count, scorecard.verified_hash
+        return _record(current, broken_seq, reason, full=False)
+    if not hmac.compare_digest(_checkpoint_sign(current), current.verified_signature or ""):
+        return chain_walk(scorecard=current)
+    start, prev_hash = current.verified_count, current.verified_hash
     if start:
         # The checkpoint's own link must still be the one verified.
-        at = Evidence.objects.filter(scorecard=scorecard, seq=start).values_list("hash", flat=True).first()
+        at = Evidence.objects.filter(scorecard=current, seq=start).values_list("hash", flat=True).first()
         if at != prev_hash:
-            return _record(scorecard, start, f"evidence #{start} was changed after it was verified", full=False)
-    broken_seq, reason, _ = _walk(scorecard, start + 1, prev_hash)
-    return _record(scorecard, broken_seq, reason, full=False)
+            return _record(current, start, f"evidence #{start} was changed after it was verified", full=False)
+    broken_seq, reason = _walk(current, start + 1, prev_hash)
+    return _record(current, broken_seq, reason, full=False)
 
 
 def chain_walk(*, scorecard: Scorecard) -> ChainVerification:
-    """Every link from the first, against the signed head (scheduled, and for exports)."""
-    scorecard.refresh_from_db()
-    if reason := _head_problem(scorecard):
-        return _record(scorecard, None, reason, full=True)
-    found = Evidence.objects.filter(scorecard=scorecard).aggregate(n=Count("id"), last=Max("seq"))
-    broken_seq, reason = _count_problem(scorecard, found["n"], found["last"])
+    """Every link from the first, against the signed head (on a schedule)."""
+    current = _current(scorecard)
+    reason = _head_problem(current) or _rollback_problem(current)
+    if current.broken_reason.startswith(BROKEN_BEFORE_UPGRADE):
+        reason = current.broken_reason
+    if reason:
+        return _record(current, None, reason, full=True)
+    broken_seq, reason = _count_problem(current, current.n, current.last)
     if not reason or broken_seq is None:
         # Whole in number, or missing inside: the walk names the first link that does not hold.
-        broken_seq, reason, _ = _walk(scorecard, 1, GENESIS_HASH)
-    return _record(scorecard, broken_seq, reason, full=True)
+        broken_seq, reason = _walk(current, 1, GENESIS_HASH)
+    return _record(current, broken_seq, reason, full=True)
 
 
 def chain_walk_all() -> dict[str, int]:
     """The scheduled full walk of every scorecard's chain; counts of whole and broken chains."""
     result = {"whole": 0, "broken": 0}
-    for scorecard in Scorecard.objects.only("pk").iterator():
+    for scorecard in Scorecard.objects.all().iterator():
         result["whole" if chain_walk(scorecard=scorecard).ok else "broken"] += 1
     return result

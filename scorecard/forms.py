@@ -122,8 +122,6 @@ class RowForm(forms.ModelForm):
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        # The guardrails as stored: loosening them is an approver's decision (as on a drill).
-        self.stored_guardrails = {field: getattr(self.instance, field) for field, _, _ in targets.GUARDRAILS.values()}
         if not roles.can(user, "manage_clusters"):
             del self.fields["owner_user"]
         else:
@@ -159,6 +157,8 @@ class RowForm(forms.ModelForm):
             try:
                 if not (sep and dot):
                     raise ValueError("expected scenario.metric = number")
+                if scope == "default":
+                    raise ValueError("default targets go in the fields above")
                 try:
                     number_value = float(value)
                 except ValueError:
@@ -171,23 +171,26 @@ class RowForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        if not (roles.can(self.user, "approve_drills") or roles.can(self.user, "manage_clusters")):
-            for name, (field, _, label) in targets.GUARDRAILS.items():
-                stored = self.stored_guardrails[field]
-                if field in data and stored is not None and targets.looser(name, data[field], stored):
-                    self.add_error(field, f"Only a drill approver may loosen the {label} guardrail (now {stored:g}).")
         defaults = {
             name: data[f"target_{name}"]
             for name in targets.row_metrics(self.instance.key)
             if data.get(f"target_{name}") is not None
         }
         self.targets = {**({"default": defaults} if defaults else {}), **(data.get("target_overrides") or {})}
+        if not self.errors and not may_loosen(self.user):
+            for field, message in targets.loosenings(self.instance, self.changes()).items():
+                self.add_error(field if field in self.fields else None, message)
         return data
 
     def changes(self) -> dict:
         """The row fields to save."""
         fields = {name: self.cleaned_data[name] for name in self.Meta.fields if name in self.fields}
         return {**fields, "targets": targets.validate_targets(self.instance.key, self.targets)}
+
+
+def may_loosen(user) -> bool:
+    """Relaxing a row's guardrails or targets is an approver's (or an admin's) decision."""
+    return roles.can(user, "approve_drills") or roles.can(user, "manage_clusters")
 
 
 class SignOffForm(forms.Form):

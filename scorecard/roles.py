@@ -79,7 +79,7 @@ def require(user, codename: str, action: str = "") -> None:
 
 
 def user_roles(user) -> list[str]:
-    names = set(user.groups.values_list("name", flat=True))
+    names = {group.name for group in user.groups.all()}  # uses a prefetch when there is one
     return [role for role in Role.values if role in names]
 
 
@@ -95,10 +95,8 @@ def role_assign(*, username: str, role: str, create: bool = False) -> tuple[Abst
         if not create:
             raise ValueError(f"no user {username!r} (use --create to make one)")
         user, created = users.create_user(username, password=None), True
-    user.groups.add(Group.objects.get(name=role))
-    if role == Role.ADMIN and not user.is_staff:
-        user.is_staff = True  # the admin site admits staff only
-        user.save(update_fields=["is_staff"])
+    user.groups.add(Group.objects.get(name=role))  # the admin role makes the user staff (groups_changed)
+    user.refresh_from_db(fields=["is_staff"])
     return user, created
 
 
@@ -110,9 +108,6 @@ def role_remove(*, username: str, role: str) -> None:
     if user is None:
         raise ValueError(f"no user {username!r}")
     user.groups.remove(Group.objects.get(name=role))
-    if role == Role.ADMIN and user.is_staff and not user.is_superuser:
-        user.is_staff = False
-        user.save(update_fields=["is_staff"])
 
 
 def groups_changed(sender, instance, action, pk_set, reverse, **_) -> None:
@@ -129,3 +124,34 @@ def groups_changed(sender, instance, action, pk_set, reverse, **_) -> None:
     for name in names:
         verb = "role.give" if action == "post_add" else "role.take"
         audit.record(verb, user, object_type="user", label=user.get_username(), after={"role": name})
+    if action != "pre_clear":
+        _staff_sync(user)
+
+
+def _staff_sync(user) -> None:
+    """The admin site admits staff: staff exactly when holding the admin role."""
+    staff = user.is_superuser or user.groups.filter(name=Role.ADMIN).exists()
+    if user.is_staff != staff:
+        user.is_staff = staff
+        user.save(update_fields=["is_staff"])
+
+
+def user_changed(sender, instance, **_) -> None:
+    """Audit what changes a person's access besides roles: a new password, (de)activation,
+    superuser status."""
+    from scorecard import audit
+
+    if instance.pk is None:
+        return
+    stored = sender.objects.filter(pk=instance.pk).values("password", "is_active", "is_superuser").first()
+    if stored is None:
+        return
+    label = instance.get_username()
+    if stored["password"] != instance.password:
+        audit.record("user.password_set", instance, object_type="user", label=label, comment="password set")
+    for field in ("is_active", "is_superuser"):
+        if stored[field] != getattr(instance, field):
+            audit.record(
+                "user.update", instance, object_type="user", label=label,
+                before={field: stored[field]}, after={field: getattr(instance, field)},
+            )  # fmt: skip

@@ -114,7 +114,13 @@ def scorecard_views(
             has_rollback_condition=bool(row.rollback_condition.strip()),
         )
         signoff = signoffs.get(row.pk)
-        lapsed = signoff_lapse(signoff, status=status, now=now, valid=timedelta(days=settings.SIGNOFF_VALID_DAYS))
+        lapsed = signoff_lapse(
+            signoff,
+            owner_id=row.owner_user_id,
+            status=status,
+            now=now,
+            valid=timedelta(days=settings.SIGNOFF_VALID_DAYS),
+        )
         trusted = chains[row.scorecard_id].ok
         by_scorecard[row.scorecard_id].append(RowView(row, status, check_views, trusted, signoff, lapsed))
     return [ScorecardView(s, by_scorecard[s.pk], chains[s.pk]) for s in scorecards]

@@ -15,6 +15,7 @@ from scorecard import audit, catalog, roles
 from scorecard.catalog import PROBE_ROWS, ProbeKind, RowKey
 from scorecard.evidence import chain_start, evidence_append
 from scorecard.models import Check, CheckRun, Cluster, Evidence, Row, Scorecard, SignOff, Status
+from scorecard.targets import loosenings
 
 ROW_DEFAULTS: dict[str, dict[str, str]] = {
     RowKey.DURABILITY: {
@@ -111,9 +112,13 @@ def row_may_edit(user, row: Row) -> bool:
 
 
 @transaction.atomic
-def row_update(*, row: Row, **fields) -> Row:
-    """Change a row's owner, contact, test, rollback condition (text and guardrails) or targets."""
-    before = audit.snapshot(Row.objects.get(pk=row.pk))
+def row_update(*, row: Row, may_loosen: bool = True, **fields) -> Row:
+    """Change a row's owner, contact, test, rollback condition (text and guardrails) or targets.
+    Without `may_loosen`, relaxing a guardrail or a target is refused."""
+    stored = Row.objects.select_for_update().get(pk=row.pk)
+    if not may_loosen and (loosened := loosenings(stored, fields)):
+        raise PermissionDenied(" ".join(loosened.values()))
+    before = audit.snapshot(stored)
     for name, value in fields.items():
         setattr(row, name, value)
     row.full_clean()
@@ -147,7 +152,7 @@ def check_update(*, check: Check, **fields) -> Check:
     """Change a check's parameters or schedule (applicability has its own two-person steps)."""
     if unknown := set(fields) - {"params", *SCHEDULE_FIELDS}:
         raise ValueError(f"check_update does not change {', '.join(sorted(unknown))}")
-    before = audit.snapshot(check, fields)
+    before = audit.snapshot(Check.objects.get(pk=check.pk), fields)  # a bound form already changed `check`
     for name, value in fields.items():
         setattr(check, name, value)
     check.full_clean()
@@ -176,11 +181,24 @@ def _na_save(check: Check, action: str, **fields) -> Check:
     return check
 
 
+def _locked(check: Check) -> Check:
+    """The check re-read under a row lock, so two people's NOT APPLICABLE steps serialize."""
+    fresh = Check.objects.select_for_update().get(pk=check.pk)
+    for name in NA_FIELDS:
+        setattr(check, name, getattr(fresh, name))
+    return check
+
+
 @transaction.atomic
 def not_applicable_request(*, check: Check, by: str, reason: str) -> Check:
     """Ask for the check to be NOT APPLICABLE; it applies until someone else approves."""
+    check = _locked(check)
     if check.not_applicable:
         raise ValidationError({"not_applicable_reason": "The check is already NOT APPLICABLE."})
+    if check.not_applicable_pending:
+        raise ValidationError(
+            {"not_applicable_reason": f"{check.not_applicable_by} already asked; withdraw that request first."}
+        )
     if not reason.strip():
         raise ValidationError({"not_applicable_reason": "Say why the check does not apply."})
     return _na_save(
@@ -197,6 +215,7 @@ def not_applicable_request(*, check: Check, by: str, reason: str) -> Check:
 @transaction.atomic
 def not_applicable_approve(*, check: Check, by: str) -> Check:
     """An approver other than the person who asked makes the check NOT APPLICABLE."""
+    check = _locked(check)
     if not check.not_applicable_pending:
         raise ValidationError({"not_applicable_reason": "Nobody asked for this check to be NOT APPLICABLE."})
     if by == check.not_applicable_by:
@@ -213,6 +232,7 @@ def not_applicable_approve(*, check: Check, by: str) -> Check:
 @transaction.atomic
 def not_applicable_withdraw(*, check: Check) -> Check:
     """The check applies again (a pending request is dropped): anyone who edits checks may."""
+    check = _locked(check)
     return _na_save(
         check,
         "not_applicable.withdraw",

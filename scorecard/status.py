@@ -43,10 +43,12 @@ def row_status(check_statuses: Iterable[str], *, has_owner: bool, has_rollback_c
     return status
 
 
-def signoff_lapse(signoff, *, status: str, now: datetime, valid: timedelta) -> str:
-    """Why a sign-off no longer holds: the row's status changed since, or it is too old."""
+def signoff_lapse(signoff, *, owner_id: int | None, status: str, now: datetime, valid: timedelta) -> str:
+    """Why a sign-off no longer holds: the row's owner or status changed since, or it is too old."""
     if signoff is None:
         return ""
+    if signoff.user_id is None or signoff.user_id != owner_id:
+        return "lapsed: the row's owner changed since"
     if signoff.row_status != status:
         return f"lapsed: signed off at {signoff.row_status}, the row is now {status}"
     if now - signoff.signed_at > valid:

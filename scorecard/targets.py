@@ -124,3 +124,32 @@ def looser(name: str, asked: float | None, limit: float) -> bool:
         return True
     _, stricter, _ = GUARDRAILS[name]
     return stricter(asked, limit) == limit and asked != limit
+
+
+def _effective(targets: dict, scope: str, metric: str) -> float | None:
+    for where in (scope, "default"):
+        if metric in targets.get(where, {}):
+            return targets[where][metric]
+    return METRICS[metric].default
+
+
+def loosenings(row, changes: dict) -> dict[str, str]:
+    """What an edit of a row would loosen, by form field: a guardrail relaxed or removed, or a
+    target raised or removed (for any scenario). Only approvers and admins may."""
+    found = {}
+    for name, (field, _, label) in GUARDRAILS.items():
+        stored = getattr(row, field)
+        if field in changes and stored is not None and looser(name, changes[field], stored):
+            found[field] = f"Only a drill approver may loosen the {label} guardrail (now {stored:g})."
+    if "targets" in changes:
+        old, new = row.targets or {}, changes["targets"]
+        for metric in row_metrics(row.key):
+            for scope in SCOPES:
+                before, after = _effective(old, scope, metric), _effective(new, scope, metric)
+                if before is not None and (after is None or after > before):
+                    where = "" if scope == "default" else f" for {Scenario(scope).label}"
+                    found.setdefault(
+                        f"target_{metric}",
+                        f"Only a drill approver may loosen the {METRICS[metric].label} target{where} (now {before:g}).",
+                    )
+    return found

@@ -17,6 +17,7 @@ from scorecard.forms import (
     RowForm,
     ScheduleForm,
     SignOffForm,
+    may_loosen,
 )
 from scorecard.models import AuditEvent, Check, Cluster, Row, Scorecard
 
@@ -104,7 +105,7 @@ def row_edit(request, row_id: int):
         raise PermissionDenied(f"{row.title} is owned by someone else: its owner or an administrator edits it")
     form = RowForm(request.POST or None, instance=row, user=request.user)
     if request.method == "POST" and form.is_valid():
-        services.row_update(row=row, **form.changes())
+        services.row_update(row=row, may_loosen=may_loosen(request.user), **form.changes())
         messages.success(request, f"Saved {row.title}.")
         return redirect("scorecard-detail", cluster_id=row.scorecard.cluster_id)
     return render(request, "scorecard/row_form.html", {"form": form, "row": row})
@@ -193,16 +194,14 @@ def check_applicability(request, check_id: int):
         messages.success(request, f"{check.get_kind_display()} applies again.")
         return redirect("scorecard-check", check_id=check.pk)
     form = NotApplicableForm(request.POST)
-    if form.is_valid():
-        try:
-            services.not_applicable_request(
-                check=check, by=request.user.get_username(), reason=form.cleaned_data["reason"]
-            )
-        except ValidationError as exc:
-            form.add_error("reason", exc.messages[0])
     if not form.is_valid():
         return _check_page(request, check, applicability=form)
-    messages.success(request, "Asked for NOT APPLICABLE: a drill approver other than you must approve it.")
+    try:
+        services.not_applicable_request(check=check, by=request.user.get_username(), reason=form.cleaned_data["reason"])
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    else:
+        messages.success(request, "Asked for NOT APPLICABLE: a drill approver other than you must approve it.")
     return redirect("scorecard-check", check_id=check.pk)
 
 

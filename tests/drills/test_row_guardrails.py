@@ -136,13 +136,17 @@ def test_the_row_form_saves_guardrails_and_targets_and_refuses_bad_ones(role_cli
             **base,
             "rollback_max_consumer_lag": "1000",
             "target_write_rto_s": "20",
-            "target_overrides": "zone_loss.write_rto_s = 45",
+            "target_overrides": "broker_loss.write_rto_s = 8\nzone_loss.write_rto_s = 15",
         },
     )
     assert good.status_code == 302
     row.refresh_from_db()
     assert row.rollback_max_consumer_lag == 1000
-    assert row.targets == {"default": {"write_rto_s": 20.0}, "zone_loss": {"write_rto_s": 45.0}}
+    assert row.targets == {
+        "default": {"write_rto_s": 20.0},
+        "broker_loss": {"write_rto_s": 8.0},
+        "zone_loss": {"write_rto_s": 15.0},
+    }
     event = AuditEvent.objects.get(action="row.update")
     assert event.actor == "olga" and event.after["rollback_max_consumer_lag"] == 1000
 
@@ -174,3 +178,29 @@ def test_a_row_owner_may_tighten_its_guardrails_but_only_an_approver_loosens_the
     assert approver.post(url, looser).status_code == 302
     row.refresh_from_db()
     assert row.rollback_max_error_rate == 0.2
+
+
+def test_a_row_owner_may_lower_targets_but_only_an_approver_raises_them(role_client, cluster):
+    from django.contrib.auth import get_user_model
+
+    operator = role_client("operator", "olga")
+    row = cluster.scorecard.rows.get(key="client_continuity")  # default 30 s, broker loss 8 s
+    row.owner_user = get_user_model().objects.get(username="olga")
+    row.save()
+    url = reverse("scorecard-row-edit", args=[row.pk])
+    base = {"owner": "Payments", "rollback_condition": "stop on lag", "rollback_max_consumer_lag": "50000"}
+    raised = operator.post(
+        url, {**base, "target_write_rto_s": "1000000", "target_overrides": "broker_loss.write_rto_s = 8"}
+    )
+    assert "Only a drill approver may loosen the Write RTO target (now 30)" in raised.content.decode()
+    dropped = operator.post(url, {**base, "target_write_rto_s": "30"})  # the 8 s broker-loss override removed
+    assert "Only a drill approver may loosen the Write RTO target for Broker loss (now 8)" in dropped.content.decode()
+    row.refresh_from_db()
+    assert row.targets == {"default": {"write_rto_s": 30}, "broker_loss": {"write_rto_s": 8}}
+    # The service refuses it too, whatever page or command calls it.
+    from django.core.exceptions import PermissionDenied
+
+    from scorecard.services import row_update
+
+    with pytest.raises(PermissionDenied, match="Write RTO target"):
+        row_update(row=row, may_loosen=False, targets={"default": {"write_rto_s": 99}})

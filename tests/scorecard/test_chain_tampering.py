@@ -135,3 +135,20 @@ def test_the_task_beat_sends_walks_every_chain_and_records_when(chained):
 
     assert walk_chains() == {"whole": 1, "broken": 0}
     assert Scorecard.objects.get(pk=chained.pk).walked_at is not None
+
+
+def test_an_older_signed_head_put_back_after_deleting_the_tail_is_reported(chained):
+    """A backup's head is validly signed; the checkpoint, which only moves forward, is not fooled."""
+    old = Scorecard.objects.get(pk=chained.pk)
+    check = Check.objects.runnable().filter(row__scorecard=chained).first()
+    for _ in range(2):
+        evidence.evidence_append(check=check, status="PASS", summary="ok", measurements={}, collected_by="w")
+    assert evidence.chain_verify(scorecard=chained).ok
+    sql("DELETE FROM scorecard_evidence WHERE scorecard_id = %s AND seq > %s", chained.pk, old.head_count)
+    sql(
+        "UPDATE scorecard_scorecard SET head_count = %s, head_hash = %s, head_signature = %s WHERE id = %s",
+        old.head_count, old.head_hash, old.head_signature, chained.pk,
+    )  # fmt: skip
+    for result in (evidence.chain_verify(scorecard=chained), evidence.chain_walk(scorecard=chained)):
+        assert not result.ok and "an older head was restored" in result.reason
+    assert Scorecard.objects.get(pk=chained.pk).verified_count == old.head_count + 2

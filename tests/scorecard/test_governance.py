@@ -162,3 +162,51 @@ def test_login_is_throttled_sessions_idle_out_and_pages_carry_security_headers(c
     assert page["Referrer-Policy"] == "same-origin"
     assert "script-src 'self'" in page["Content-Security-Policy"]
     assert settings.SESSION_COOKIE_AGE == 30 * 60 and settings.SESSION_SAVE_EVERY_REQUEST
+
+
+def test_a_sign_off_lapses_when_the_rows_owner_changes(role_client):
+    from django.contrib.auth import get_user_model
+
+    scorecard = register()
+    owner = role_client("operator", "olga")
+    users = get_user_model().objects
+    scorecard.rows.update(owner_user=users.get(username="olga"))
+    row = scorecard.rows.get(key="cost")
+    owner.post(reverse("scorecard-row-sign-off", args=[row.pk]), {"comment": "budget reviewed"})
+    assert next(r for r in view_of(scorecard).rows if r.row.pk == row.pk).signed
+    scorecard.rows.filter(pk=row.pk).update(owner_user=user_with_role("nina", "operator"))
+    lapsed = next(r for r in view_of(scorecard).rows if r.row.pk == row.pk)
+    assert lapsed.awaiting_signoff == "lapsed: the row's owner changed since"
+
+
+def test_a_pending_not_applicable_request_is_not_overwritten_by_another(role_client):
+    scorecard = register()
+    check = Check.objects.get(row__scorecard=scorecard, kind="consumer_groups")
+    olga, abe = role_client("operator", "olga"), role_client("drill approver", "abe")
+    url = reverse("scorecard-check-applicability", args=[check.pk])
+    olga.post(url, {"reason": "no groups yet"})
+    second = abe.post(url, {"reason": "taken over by abe"}, follow=True)
+    assert "olga already asked; withdraw that request first" in second.content.decode()
+    check.refresh_from_db()
+    assert check.not_applicable_by == "olga" and check.not_applicable_reason == "no groups yet"
+
+
+def test_schedule_edits_and_a_retyped_password_are_audited(user_client):
+    scorecard = register()
+    check = Check.objects.get(row__scorecard=scorecard, kind="cluster_health")
+    url = reverse("scorecard-check-schedule", args=[check.pk])
+    assert user_client.post(url, {"interval_seconds": "60", "max_age_seconds": "600"}).status_code == 302
+    event = AuditEvent.objects.get(action="check.update")
+    assert event.before == {"interval_seconds": 900, "max_age_seconds": 3600}
+    assert event.after == {"interval_seconds": 60, "max_age_seconds": 600}
+    form = {
+        "name": "sasl", "bootstrap_servers": "127.0.0.1:9092", "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "PLAIN", "sasl_username": "svc", "sasl_password": "first-secret", "worker_queue": "default",
+        "actuator": "none", "actuator_commands": "{}",
+    }  # fmt: skip
+    user_client.post(reverse("scorecard-cluster-new"), form)
+    cluster = Cluster.objects.get(name="sasl")
+    edit = reverse("scorecard-cluster-edit", args=[cluster.pk])
+    assert user_client.post(edit, {**form, "sasl_password": "second-secret"}).status_code == 302
+    event = AuditEvent.objects.get(action="cluster.update")
+    assert event.comment == "SASL password entered" and "second-secret" not in str(event.before | event.after)
