@@ -110,3 +110,17 @@ def demo_users() -> dict[str, str]:
             user.set_password(logins[username])
             user.save()
     return logins
+
+
+def demo_not_applicable(scorecard: Scorecard) -> None:
+    """The sandbox (librdkafka's mock cluster) has no DescribeConfigs: its durability config
+    check is NOT APPLICABLE, asked by the demo's operator and approved by its approver, the
+    two-person way every check is."""
+    check = Check.objects.get(row__scorecard=scorecard, kind=ProbeKind.DURABILITY_CONFIG)
+    if check.not_applicable or check.not_applicable_pending:
+        return
+    reason = "the sandbox cluster (librdkafka's mock) does not implement DescribeConfigs"
+    with audit.acting_as("operator"):
+        services.not_applicable_request(check=check, by="operator", reason=reason)
+    with audit.acting_as("approver"):
+        services.not_applicable_approve(check=check, by="approver")

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from django.urls import reverse
 
@@ -124,16 +126,20 @@ def test_a_finished_drill_shows_figures_and_the_timeline_from_local_static_files
     assert "/static/vendor/plotly.min.js" in html and "cdn" not in html.lower()
 
 
-def test_only_administrators_may_set_command_templates(role_client, user_client):
-    form = {
+def command_cluster_form(commands: str) -> dict:
+    return {
         "name": "cmd",
         "bootstrap_servers": "127.0.0.1:9092",
         "security_protocol": "PLAINTEXT",
         "worker_queue": "default",
         "actuator": "command",
-        "actuator_commands": '{"broker_down": ["systemctl", "stop", "kafka@{broker}"], '
-        '"broker_up": ["systemctl", "start", "kafka@{broker}"]}',
+        "actuator_commands": commands,
     }
+
+
+def test_only_administrators_may_set_command_templates(role_client, user_client):
+    commands = {"broker_down": ["systemctl", "stop", "kafka@{broker}"], "broker_up": ["systemctl", "start", "k"]}
+    form = command_cluster_form(json.dumps(commands))
     for role in ("viewer", "operator", "drill approver"):
         assert role_client(role).post(reverse("scorecard-cluster-new"), form).status_code == 403
     assert not Cluster.objects.exists()
@@ -142,14 +148,7 @@ def test_only_administrators_may_set_command_templates(role_client, user_client)
 
 
 def test_command_templates_with_unknown_placeholders_are_rejected(admin_client):
-    form = {
-        "name": "cmd",
-        "bootstrap_servers": "127.0.0.1:9092",
-        "security_protocol": "PLAINTEXT",
-        "worker_queue": "default",
-        "actuator": "command",
-        "actuator_commands": '{"broker_down": ["sh", "-c", "{secret}"], "broker_up": ["true"]}',
-    }
+    form = command_cluster_form('{"broker_down": ["sh", "-c", "{secret}"], "broker_up": ["true"]}')
     response = admin_client.post(reverse("scorecard-cluster-new"), form)
     assert "placeholder {secret}" in " ".join(response.context["form"].errors["actuator_commands"])
     assert not Cluster.objects.exists()

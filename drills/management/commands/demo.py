@@ -14,7 +14,7 @@ from django.utils import timezone
 from drills.demo import DEMO_GROUP, demo_drill_schedules, demo_traffic
 from drills.kafka import ConnectionSettings, KafkaCallError
 from drills.sandbox.control import SandboxError, read_state
-from scorecard.demo import DEMO_USERS, ROW_OWNER, demo_cluster, demo_users
+from scorecard.demo import DEMO_USERS, ROW_OWNER, demo_cluster, demo_not_applicable, demo_users
 from scorecard.models import Check
 
 
@@ -91,6 +91,7 @@ class Command(BaseCommand):
             demo_cluster(name="tansu", bootstrap_servers=tansu["bootstrap"], expected_brokers=1, groups=[DEMO_GROUP]),
         ]
         demo_drill_schedules(scorecards[0])
+        demo_not_applicable(scorecards[0])
         started = timezone.now()
         celery = ["-m", "celery", "-A", "config"]
         self.start("worker", *celery, "worker", "-Q", "default", "-c", "2", "--loglevel", "INFO")
