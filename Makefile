@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint check-python clean
+.PHONY: demo serve test lint check-python clean
 
 check-python:
 	@scripts/find-python >/dev/null
@@ -20,6 +20,11 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 
 demo: check-python $(VENV)/.installed
 	SCORECARD_MODE=demo $(PY) manage.py demo
+
+# The production processes (gunicorn, a Celery worker, beat) against the PostgreSQL and Redis
+# the environment names; see README "Running in production".
+serve: check-python $(VENV)/.installed
+	scripts/serve
 
 # Tests run against PostgreSQL and Redis: the local servers unless DATABASE_URL and
 # CELERY_BROKER_URL point elsewhere. They run in TEST_PROCESSES parallel processes (most of a

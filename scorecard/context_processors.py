@@ -10,4 +10,6 @@ def mode(request):
         from scorecard.roles import user_roles
 
         roles = user_roles(user)
-    return {"run_mode": settings.MODE, "user_roles": roles}
+    # Secure cookies are not sent back over plain HTTP: logging in would fail with a CSRF error.
+    cookies_need_https = settings.SESSION_COOKIE_SECURE and not request.is_secure()
+    return {"run_mode": settings.MODE, "user_roles": roles, "cookies_need_https": cookies_need_https}

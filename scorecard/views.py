@@ -229,3 +229,13 @@ def audit_list(request):
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "scorecard/audit.html", {"form": form, "page": page, "query": query.urlencode()})
+
+
+def csrf_failure(request, reason: str = ""):
+    """A refused form explained in words (a bare 403 otherwise), above all the Secure cookie
+    that never came back over plain HTTP."""
+    messages = {
+        "CSRF cookie not set.": "The browser did not send the form's security cookie back.",
+        "CSRF token missing.": "The form's security token is missing.",
+    }
+    return render(request, "403_csrf.html", {"reason": messages.get(reason, reason)}, status=403)
