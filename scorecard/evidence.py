@@ -7,8 +7,8 @@ from whatever the last row is. So a changed, reordered or deleted link, a delete
 evidence deleted, or a chain recomputed without the key no longer agree with the head.
 
 Verification has three depths:
-- `chain_states`: for lists of scorecards, one grouped query (counts against the heads) plus
-  what the last verification stored;
+- `chain_states`: for lists of scorecards, one query (each chain's first and last link
+  against its head, two index probes each) plus what the last verification stored;
 - `chain_verify`: for a scorecard's pages, the above plus a walk of the links appended since
   the signed checkpoint of the last verification;
 - `chain_walk`: every link from the first, on a schedule (beat) and for exports.
@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from scorecard.models import EVIDENCE_STATUSES, GENESIS_HASH, Check, CheckRun, Evidence, Scorecard
@@ -138,21 +138,33 @@ def _head_problem(scorecard: Scorecard) -> str:
     return ""
 
 
-def _count_problem(scorecard: Scorecard, count: int, last_seq: int | None) -> tuple[int | None, str]:
-    """Compare the evidence rows present with the signed head; (first broken seq, reason)."""
-    head = scorecard.head_count
-    last_seq = last_seq or 0
-    if count == head and last_seq == head:
-        return None, ""
-    if count == 0:
+def _bounds_problem(scorecard: Scorecard) -> tuple[int | None, str]:
+    """Compare the first and last links present (two index probes, see `_with_bounds`) with the
+    signed head; (first broken seq, reason). A link missing inside the chain is the walks'."""
+    head, first, last = scorecard.head_count, scorecard.first_seq, scorecard.last_seq
+    if last is None:
+        if head == 0:
+            return None, ""
         return 1, f"all {head} evidence items are missing (the signed head vouches for #1 to #{head})"
-    if last_seq < head:
-        first = last_seq + 1
-        span = f"#{first}" if first == head else f"#{first} to #{head}"
-        return first, f"the newest evidence {span} is missing (deleted tail; the signed head vouches for {head})"
-    if last_seq > head:
-        return head + 1, f"evidence #{head + 1} to #{last_seq} was added outside the chain (not in the signed head)"
-    return None, f"{head - count} evidence items are missing from the chain (it holds {count} of {head})"
+    if last < head:
+        span = f"#{last + 1}" if last + 1 == head else f"#{last + 1} to #{head}"
+        return last + 1, f"the newest evidence {span} is missing (deleted tail; the signed head vouches for {head})"
+    if last > head:
+        return head + 1, f"evidence #{head + 1} to #{last} was added outside the chain (not in the signed head)"
+    if first != 1:
+        span = "#1" if first == 2 else f"#1 to #{first - 1}"
+        return 1, f"the oldest evidence {span} is missing (deleted head of the chain)"
+    return None, ""
+
+
+def _with_bounds(scorecards):
+    """Scorecards annotated with their first and last link's seq: two index probes each
+    (evidence_unique_seq), whatever the chain's length."""
+    links = Evidence.objects.filter(scorecard=OuterRef("pk"))
+    return scorecards.annotate(
+        first_seq=Subquery(links.order_by("seq").values("seq")[:1]),
+        last_seq=Subquery(links.order_by("-seq").values("seq")[:1]),
+    )
 
 
 def _walk(scorecard: Scorecard, start: int, prev_hash: str) -> tuple[int | None, str]:
@@ -220,21 +232,18 @@ def _rollback_problem(scorecard: Scorecard) -> str:
 
 
 def _current(scorecard: Scorecard) -> Scorecard:
-    """The scorecard's head and its evidence counted against it, read in one statement, so an
-    append committing meanwhile cannot make them disagree."""
-    return Scorecard.objects.annotate(n=Count("evidence"), last=Max("evidence__seq")).get(pk=scorecard.pk)
+    """The scorecard's head and its chain's bounds, read in one statement, so an append
+    committing meanwhile cannot make them disagree."""
+    return _with_bounds(Scorecard.objects.filter(pk=scorecard.pk)).get()
 
 
 def chain_states(scorecards: list[Scorecard]) -> dict[int, ChainVerification]:
-    """Whether each chain can be trusted, from one query (the heads as stored now, and the
-    evidence counted against them): a stored break, an altered or rolled-back head, or rows
-    missing or added. (Changes inside links need a walk.)"""
-    current = Scorecard.objects.filter(pk__in=[s.pk for s in scorecards]).annotate(
-        n=Count("evidence"), last=Max("evidence__seq")
-    )
+    """Whether each chain can be trusted, from one query (the heads as stored now, and each
+    chain's first and last link): a stored break, an altered or rolled-back head, a deleted
+    tail or start, or links added. (Links changed or missing inside need a walk.)"""
     states = {}
-    for scorecard in current:
-        broken_seq, reason = _count_problem(scorecard, scorecard.n, scorecard.last)
+    for scorecard in _with_bounds(Scorecard.objects.filter(pk__in=[s.pk for s in scorecards])):
+        broken_seq, reason = _bounds_problem(scorecard)
         reason = _stored_problem(scorecard) or _rollback_problem(scorecard) or reason
         states[scorecard.pk] = ChainVerification(
             not reason, scorecard.head_count, scorecard.head_hash, broken_seq, reason, False, scorecard.walked_at
@@ -250,9 +259,7 @@ def chain_verify(*, scorecard: Scorecard) -> ChainVerification:
         return ChainVerification(False, current.head_count, current.head_hash, None, reason, False, current.walked_at)
     if reason := _rollback_problem(current):
         return _record(current, current.head_count + 1, reason, full=False)
-    broken_seq, reason = _count_problem(current, current.n, current.last)
-    if reason and broken_seq is None:
-        return chain_walk(scorecard=current)  # links missing inside the chain: name the first
+    broken_seq, reason = _bounds_problem(current)
     if reason:
         return _record(current, broken_seq, reason, full=False)
     if not hmac.compare_digest(_checkpoint_sign(current), current.verified_signature or ""):
@@ -275,9 +282,8 @@ def chain_walk(*, scorecard: Scorecard) -> ChainVerification:
         reason = current.broken_reason
     if reason:
         return _record(current, None, reason, full=True)
-    broken_seq, reason = _count_problem(current, current.n, current.last)
-    if not reason or broken_seq is None:
-        # Whole in number, or missing inside: the walk names the first link that does not hold.
+    broken_seq, reason = _bounds_problem(current)
+    if not reason:  # the walk names the first link that does not hold, missing ones included
         broken_seq, reason = _walk(current, 1, GENESIS_HASH)
     return _record(current, broken_seq, reason, full=True)
 

@@ -4,6 +4,7 @@ from django.core.validators import RegexValidator
 
 from scorecard import catalog, roles, targets
 from scorecard.models import Check, Cluster, Row
+from scorecard.selectors import STATUS_FILTERS
 
 
 class ClusterForm(forms.ModelForm):
@@ -17,6 +18,8 @@ class ClusterForm(forms.ModelForm):
         model = Cluster
         fields = [
             "name",
+            "environment",
+            "tags",
             "bootstrap_servers",
             "security_protocol",
             "sasl_mechanism",
@@ -37,6 +40,8 @@ class ClusterForm(forms.ModelForm):
         help_texts = {
             "bootstrap_servers": "host:port, comma separated, e.g. kafka-1.internal:9092,kafka-2.internal:9092",
             "worker_queue": "The Celery queue whose workers can reach this cluster.",
+            "environment": "e.g. production, staging, candidate: the overview filters on it.",
+            "tags": "Comma separated, e.g. payments, eu-west, candidate-redpanda.",
             "expected_brokers": "Cluster health warns when fewer brokers answer.",
             "standby": "The cluster this one fails over or migrates to; adds the standby parity check.",
             "drills_allowed": "Allow disruptive drills on this cluster.",
@@ -68,6 +73,9 @@ class ClusterForm(forms.ModelForm):
 
     def clean_bootstrap_servers(self):
         return ",".join(entry.strip() for entry in self.cleaned_data["bootstrap_servers"].split(","))
+
+    def clean_tags(self):
+        return ", ".join(dict.fromkeys(t.strip() for t in self.cleaned_data["tags"].split(",") if t.strip()))
 
 
 class RowForm(forms.ModelForm):
@@ -310,3 +318,18 @@ class AuditFilterForm(forms.Form):
         if data["until"]:
             events = events.filter(at__lte=data["until"])
         return events
+
+
+class OverviewFilterForm(forms.Form):
+    environment = forms.ChoiceField(required=False)
+    tag = forms.ChoiceField(required=False)
+    status = forms.ChoiceField(required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        clusters = Cluster.objects.values_list("environment", "tags")
+        environments = sorted({env for env, _ in clusters if env})
+        tags = sorted({tag.strip() for _, tags in clusters for tag in tags.split(",") if tag.strip()})
+        self.fields["environment"].choices = [("", "all environments"), *[(e, e) for e in environments]]
+        self.fields["tag"].choices = [("", "all tags"), *[(t, t) for t in tags]]
+        self.fields["status"].choices = [("", "any status"), *STATUS_FILTERS.items()]

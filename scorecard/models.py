@@ -1,5 +1,6 @@
 """The record: clusters, their scorecards and rows, checks, runs and evidence."""
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -55,6 +56,15 @@ class Actuator(models.TextChoices):
     MANUAL = "manual", "manual steps"
 
 
+LABEL_MESSAGE = "Use lower-case letters, digits, '-' or '_'."
+
+
+def validate_tags(value: str) -> None:
+    tags = [tag.strip() for tag in value.split(",")]
+    if value.strip() and (len(tags) > 20 or not all(re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", t) for t in tags)):
+        raise ValidationError(f"Up to 20 tags, comma separated. {LABEL_MESSAGE}")
+
+
 class Cluster(models.Model):
     """A Kafka-compatible cluster under assessment; its secret never leaves this row."""
 
@@ -64,6 +74,11 @@ class Cluster(models.Model):
         validators=[RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$", "Use letters, digits, spaces, '.', '_' or '-'.")],
     )
     bootstrap_servers = models.CharField(max_length=1000, validators=[validate_bootstrap_servers])
+    # For the overview's filters: "production", "staging", "candidate"...; tags, comma separated.
+    environment = models.CharField(
+        max_length=40, blank=True, validators=[RegexValidator(r"^[a-z0-9][a-z0-9_-]*$", LABEL_MESSAGE)]
+    )
+    tags = models.CharField(max_length=300, blank=True, validators=[validate_tags])
     security_protocol = models.CharField(
         max_length=20, choices=SecurityProtocol.choices, default=SecurityProtocol.PLAINTEXT
     )
@@ -124,6 +139,10 @@ class Cluster(models.Model):
     def sasl_password(self, plain: str) -> None:
         self.sasl_password_token = secrets.encrypt(plain)
         self._secret_typed = True
+
+    @property
+    def tag_list(self) -> list[str]:
+        return [tag.strip() for tag in self.tags.split(",") if tag.strip()]
 
     @property
     def uses_sasl(self) -> bool:
@@ -203,6 +222,9 @@ class Scorecard(models.Model):
         return f"scorecard of {self.cluster.name}"
 
 
+ROW_POSITIONS = {key: index for index, key in enumerate(RowKey.values)}
+
+
 class Row(models.Model):
     """One operational claim of a scorecard with its owner, test, rollback condition and target."""
 
@@ -249,7 +271,7 @@ class Row(models.Model):
 
     @property
     def position(self) -> int:
-        return list(RowKey.values).index(self.key)
+        return ROW_POSITIONS[self.key]
 
 
 class InvalidTransition(Exception):
@@ -404,7 +426,12 @@ class Evidence(models.Model):
     class Meta:
         ordering = ["-seq"]
         constraints = [models.UniqueConstraint(fields=["scorecard", "seq"], name="evidence_unique_seq")]
-        indexes = [models.Index(fields=["check_obj", "-collected_at"])]
+        indexes = [
+            # A check's latest evidence (every page's status), and its history.
+            models.Index(fields=["check_obj", "-seq"], name="evidence_latest_per_check"),
+            # A row's history, newest first, paged by seq.
+            models.Index(fields=["scorecard", "row_key", "-seq"], name="evidence_row_history"),
+        ]
 
     def __str__(self) -> str:
         return f"evidence #{self.seq} {self.status} for {self.check_obj}"

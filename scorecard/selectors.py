@@ -4,8 +4,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.paginator import Page, Paginator
-from django.db.models import Max
+from django.db.models import Max, OuterRef, Prefetch, Subquery
 from django.utils import timezone
 
 from scorecard.catalog import RowKey
@@ -86,25 +85,19 @@ def scorecard_views(
     scorecards: list[Scorecard],
     now: datetime | None = None,
     chains: dict[int, ChainVerification] | None = None,
+    detail: bool = True,
 ) -> list[ScorecardView]:
     """Status of every row and check of the given scorecards, in a fixed number of queries.
-    `chains` are verifications already made; the others come from `chain_states`."""
+    `chains` are verifications already made; the others come from `chain_states`. Without
+    `detail` (lists) the evidence's summary and measurements and the checks' parameters are
+    left in the database."""
     now = now or timezone.now()
     chains = {**chain_states([s for s in scorecards if s.pk not in (chains or {})]), **(chains or {})}
-    rows = list(Row.objects.filter(scorecard__in=scorecards).prefetch_related("checks").select_related("owner_user"))
+    checks = Check.objects.all() if detail else Check.objects.defer("params", "not_applicable_reason")
+    rows = Row.objects.filter(scorecard__in=scorecards).select_related("owner_user")
+    rows = list(rows.prefetch_related(Prefetch("checks", queryset=checks)))
     signoffs = latest_signoffs(rows)
-    checks = [check for row in rows for check in row.checks.all()]
-    latest_ids = (
-        Evidence.objects.filter(check_obj__in=checks)
-        .values("check_obj")
-        .annotate(last_seq=Max("seq"))
-        .values_list("check_obj", "last_seq")
-    )
-    wanted = {(check_id, seq) for check_id, seq in latest_ids}
-    latest: dict[int, Evidence] = {}
-    if wanted:
-        candidates = Evidence.objects.filter(check_obj__in=[c for c, _ in wanted], seq__in=[s for _, s in wanted])
-        latest = {e.check_obj_id: e for e in candidates if (e.check_obj_id, e.seq) in wanted}
+    latest = latest_evidence([check for row in rows for check in row.checks.all()], detail=detail)
     by_scorecard: dict[int, list[RowView]] = {s.pk: [] for s in scorecards}
     for row in sorted(rows, key=lambda r: r.position):
         check_views = [_check_view(check, latest.get(check.pk), now) for check in row.checks.all()]
@@ -124,6 +117,21 @@ def scorecard_views(
         trusted = chains[row.scorecard_id].ok
         by_scorecard[row.scorecard_id].append(RowView(row, status, check_views, trusted, signoff, lapsed))
     return [ScorecardView(s, by_scorecard[s.pk], chains[s.pk]) for s in scorecards]
+
+
+def latest_evidence(checks: list[Check], *, detail: bool = True) -> dict[int, Evidence]:
+    """Each check's newest evidence, in one query: one index probe per check
+    (evidence_latest_per_check), however long its history."""
+    newest = (
+        Check.objects.filter(pk__in=[c.pk for c in checks])
+        .annotate(latest=Subquery(Evidence.objects.filter(check_obj=OuterRef("pk")).order_by("-seq").values("pk")[:1]))
+        .exclude(latest=None)
+        .values_list("latest", flat=True)
+    )
+    evidence = Evidence.objects.filter(pk__in=Subquery(newest))
+    if not detail:
+        evidence = evidence.only("check_obj_id", "status", "collected_at", "seq")
+    return {e.check_obj_id: e for e in evidence}
 
 
 def latest_signoffs(rows: list[Row]) -> dict[int, SignOff]:
@@ -148,12 +156,133 @@ def scorecard_recent_runs(*, scorecard: Scorecard, limit: int = 10) -> list[Chec
     return list(CheckRun.objects.filter(check_obj__row__scorecard=scorecard).select_related("check_obj__row")[:limit])
 
 
-def row_evidence_page(*, row: Row, page: str | None, per_page: int) -> Page:
-    """One page of a row's evidence history, newest first."""
-    evidence = Evidence.objects.filter(scorecard=row.scorecard, row_key=row.key).select_related("check_obj")
-    return Paginator(evidence, per_page).get_page(page)
+@dataclass
+class HistoryPage:
+    """One page of a history, newest first, addressed by the seq it starts below (keyset
+    pagination: no page counts a million rows, page 200 costs what page 1 does)."""
+
+    items: list[Evidence]
+    newer: int | None  # `before` of the previous (newer) page, 0 for the newest; None if this is it
+    older: int | None  # `before` of the next (older) page; None if there is none
+
+
+def row_evidence_page(*, row: Row, before: int | None, per_page: int) -> HistoryPage:
+    """A page of a row's evidence, newest first, starting below seq `before` (None: the newest)."""
+    history = Evidence.objects.filter(scorecard_id=row.scorecard_id, row_key=row.key)
+    page = history.filter(seq__lt=before) if before else history
+    items = list(page.select_related("check_obj").order_by("-seq")[: per_page + 1])
+    older = items[per_page - 1].seq if len(items) > per_page else None
+    newer = None
+    if before:
+        above = list(history.filter(seq__gte=before).order_by("seq").values_list("seq", flat=True)[: per_page + 1])
+        newer = above[per_page] if len(above) > per_page else 0
+    return HistoryPage(items[:per_page], newer, older)
 
 
 def check_view(*, check: Check, now: datetime | None = None) -> CheckView:
     """The check's status by the same rules as the scorecard page, with its latest evidence."""
     return _check_view(check, Evidence.objects.filter(check_obj=check).first(), now or timezone.now())
+
+
+# --- the overview -------------------------------------------------------------------------------
+
+STATUS_FILTERS = {
+    "ready": "ready",
+    "not_ready": "not ready",
+    "failing": "a row FAIL or ERROR",
+    "stale": "a check STALE",
+    "unsigned": "awaiting sign-off",
+}
+
+
+@dataclass
+class OverviewLine:
+    view: ScorecardView
+    oldest: datetime | None  # the oldest of the checks' latest evidence
+    unobserved: int  # applicable checks without any evidence
+    drills: list  # the last finished drill of each scenario, in scenario order
+
+    def matches(self, status: str) -> bool:
+        statuses = {r.status for r in self.view.rows} | {c.status for r in self.view.rows for c in r.checks}
+        return {
+            "": True,
+            "ready": self.view.ready,
+            "not_ready": not self.view.ready,
+            "failing": bool(statuses & {Status.FAIL, Status.ERROR}),
+            "stale": Status.STALE in statuses,
+            "unsigned": bool(self.view.awaiting_signoff),
+        }[status]
+
+
+@dataclass
+class Attention:
+    cluster: Scorecard
+    severity: int  # 0 = most urgent
+    what: str
+    check: Check | None = None
+
+
+def overview(*, environment: str = "", tag: str = "", status: str = "", now: datetime | None = None):
+    """The overview's lines (filtered) and its attention list, in a fixed number of queries."""
+    now = now or timezone.now()
+    scorecards = Scorecard.objects.select_related("cluster").order_by("cluster__name")
+    if environment:
+        scorecards = scorecards.filter(cluster__environment=environment)
+    scorecards = [s for s in scorecards if not tag or tag in s.cluster.tag_list]
+    views = scorecard_views(scorecards=scorecards, now=now, detail=False)
+    drills = last_drills([s.cluster_id for s in scorecards])
+    lines = []
+    for view in views:
+        latest = [c.latest for r in view.rows for c in r.checks if c.status != Status.NOT_APPLICABLE]
+        observed = [e.collected_at for e in latest if e is not None]
+        line = OverviewLine(view, min(observed, default=None), sum(e is None for e in latest), [])
+        line.drills = drills.get(view.scorecard.cluster_id, [])
+        if line.matches(status):
+            lines.append(line)
+    return lines, attention([line.view for line in lines])
+
+
+def last_drills(cluster_ids: list[int]) -> dict[int, list]:
+    """Each cluster's last finished drill per scenario, in one query (a window function over
+    the (cluster, scenario, finished_at) index)."""
+    from django.apps import apps
+    from django.db.models import F, Window
+    from django.db.models.functions import RowNumber
+
+    from scorecard.catalog import Scenario
+
+    # Looked up by name: the record's pages read drill runs, but this app never imports drills.
+    drill_runs = apps.get_model("drills", "DrillRun").objects
+    newest_first = Window(RowNumber(), partition_by=[F("cluster_id"), F("scenario")], order_by=F("finished_at").desc())
+    ranked = (
+        drill_runs.filter(cluster_id__in=cluster_ids, finished_at__isnull=False)
+        .annotate(rank=newest_first)
+        .filter(rank=1)
+        .only("cluster_id", "scenario", "outcome", "state", "figures", "finished_at", "tripped_guardrail")
+    )
+    order = {scenario: i for i, scenario in enumerate(Scenario.values)}
+    found: dict[int, list] = {}
+    for run in sorted(ranked, key=lambda r: order.get(r.scenario, 99)):
+        found.setdefault(run.cluster_id, []).append(run)
+    return found
+
+
+def attention(views: list[ScorecardView], limit: int = 60) -> list[Attention]:
+    """What needs someone across all clusters: broken chains, failing and erroring checks,
+    stale ones, rows awaiting sign-off; most urgent first."""
+    items = []
+    for view in views:
+        if not view.chain.ok:
+            items.append(Attention(view.scorecard, 0, f"evidence chain broken: {view.chain.reason}"))
+        for row in view.rows:
+            for check_view in row.checks:
+                check = check_view.check
+                if check_view.status in (Status.FAIL, Status.ERROR):
+                    summary = check_view.latest.summary if check_view.latest else ""
+                    items.append(Attention(view.scorecard, 1, f"{check_view.status}: {summary}", check))
+                elif check_view.status == Status.STALE:
+                    items.append(Attention(view.scorecard, 2, "STALE: evidence older than its maximum age", check))
+            if row.awaiting_signoff:
+                items.append(Attention(view.scorecard, 3, f"{row.row.title} awaiting sign-off: {row.awaiting_signoff}"))
+    items.sort(key=lambda item: (item.severity, item.cluster.cluster.name))
+    return items[:limit]

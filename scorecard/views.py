@@ -13,6 +13,7 @@ from scorecard.forms import (
     AuditFilterForm,
     ClusterForm,
     NotApplicableForm,
+    OverviewFilterForm,
     ParamsForm,
     RowForm,
     ScheduleForm,
@@ -54,8 +55,11 @@ def _row(row_id: int) -> Row:
 
 @role_required("read")
 def index(request):
-    views = selectors.scorecard_views(scorecards=selectors.scorecards_all())
-    return render(request, "scorecard/index.html", {"views": views})
+    """The overview: every cluster by its five rows, filtered, and what needs attention."""
+    form = OverviewFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    lines, attention = selectors.overview(**{k: v for k, v in filters.items() if v})
+    return render(request, "scorecard/index.html", {"lines": lines, "attention": attention, "form": form})
 
 
 @role_required("manage_clusters")
@@ -132,7 +136,10 @@ def row_sign_off(request, row_id: int):
 @role_required("read")
 def row_evidence(request, row_id: int):
     row = _row(row_id)
-    page = selectors.row_evidence_page(row=row, page=request.GET.get("page"), per_page=HISTORY_PAGE_SIZE)
+    before = request.GET.get("before", "")
+    page = selectors.row_evidence_page(
+        row=row, before=int(before) if before.isdigit() and len(before) < 12 else None, per_page=HISTORY_PAGE_SIZE
+    )
     return render(request, "scorecard/row_evidence.html", {"row": row, "page": page, "audit": audit.events_for(row)})
 
 

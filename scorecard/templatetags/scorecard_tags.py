@@ -1,6 +1,9 @@
 import json
 
 from django import template
+from django.utils.html import format_html
+
+from scorecard.models import Status
 
 register = template.Library()
 
@@ -10,9 +13,11 @@ def pretty_json(value) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
-@register.inclusion_tag("scorecard/_status.html")
+@register.simple_tag
 def status_badge(status):
-    return {"status": status}
+    """The status as a coloured badge that also says it in words (colour is never the only signal)."""
+    label = Status(status).label if status in Status.values else str(status)
+    return format_html('<span class="status status-{}">{}</span>', str(status).lower(), label)
 
 
 @register.filter

@@ -153,9 +153,15 @@ def test_row_evidence_history_is_paginated_newest_first(user_client):
         evidence_append(check=check, status="PASS", summary=f"probe {i}", measurements={"i": i}, collected_by="t")
     url = reverse("scorecard-row-evidence", args=[check.row.pk])
     first = user_client.get(url).context["page"]
-    assert [e.summary for e in first][:2] == ["probe 24", "probe 23"] and len(first) == 20
-    second = user_client.get(url, {"page": 2}).context["page"]
-    assert [e.summary for e in second][-1] == "probe 0" and len(second) == 5
+    assert [e.summary for e in first.items][:2] == ["probe 24", "probe 23"] and len(first.items) == 20
+    assert first.newer is None and first.older == first.items[-1].seq
+    response = user_client.get(url, {"before": first.older})
+    second = response.context["page"]
+    assert [e.summary for e in second.items][-1] == "probe 0" and len(second.items) == 5
+    assert second.older is None and second.newer == 0
+    assert "← Newer" in response.content.decode() and "Older →" not in response.content.decode()
+    for bad in ("x", "-1", "9" * 40):
+        assert user_client.get(url, {"before": bad}).context["page"].items[0].summary == "probe 24"
 
 
 def test_setting_a_standby_adds_the_parity_check_and_keeps_the_stored_password(user_client):

@@ -1,5 +1,8 @@
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from scorecard.evidence import evidence_append
 from scorecard.models import Cluster, Row
@@ -140,9 +143,43 @@ def test_the_cluster_list_shows_each_scorecards_row_statuses(user_client):
     scorecard = register()
     evidence_append(check=check_of(scorecard), status="FAIL", summary="x", measurements={}, collected_by="t")
     response = user_client.get(reverse("scorecard-index"))
-    (view,) = response.context["views"]
-    assert [r.status for r in view.rows] == ["UNKNOWN", "FAIL", "UNKNOWN", "UNKNOWN", "UNKNOWN"]
+    (line,) = response.context["lines"]
+    assert [r.status for r in line.view.rows] == ["UNKNOWN", "FAIL", "UNKNOWN", "UNKNOWN", "UNKNOWN"]
     assert "0 of 5 rows proven" in response.content.decode()
+
+
+def test_the_overview_filters_and_lists_what_needs_attention(user_client):
+    from drills.models import DrillRun
+
+    prod = register("orders", environment="production", tags="payments, eu-west")
+    register("candidate", environment="candidate", tags="redpanda")
+    health = check_of(prod)
+    evidence_append(check=health, status="FAIL", summary="2 partitions leaderless", measurements={}, collected_by="t")
+    old = DrillRun.objects.create(cluster=prod.cluster, scenario="broker_loss", state="done", outcome="failed",
+                                  requested_by="t", finished_at=timezone.now() - timedelta(days=3),
+                                  figures={"write_rto_s": 41.0, "rpo_acked_lost": 0})  # fmt: skip
+    DrillRun.objects.create(cluster=prod.cluster, scenario="broker_loss", state="done", outcome="passed",
+                            requested_by="t", finished_at=timezone.now(),
+                            figures={"write_rto_s": 4.2, "rpo_acked_lost": 0})  # fmt: skip
+    url = reverse("scorecard-index")
+    page = user_client.get(url)
+    lines = {line.view.scorecard.cluster.name: line for line in page.context["lines"]}
+    assert [run.figures["write_rto_s"] for run in lines["orders"].drills] == [4.2]  # the last one only
+    assert old.pk not in [run.pk for run in lines["orders"].drills]
+    assert lines["orders"].oldest is not None and lines["candidate"].oldest is None
+    assert lines["orders"].unobserved == 7
+    html = page.content.decode()
+    assert "Broker loss</a>: passed, 4.2 s, RPO 0" in html
+    assert "FAIL: 2 partitions leaderless" in html and "awaiting sign-off" in html
+    # Filters: environment, tag, status.
+    only = lambda **q: [ln.view.scorecard.cluster.name for ln in user_client.get(url, q).context["lines"]]  # noqa: E731
+    assert only(environment="candidate") == ["candidate"]
+    assert only(tag="payments") == ["orders"]
+    assert only(status="failing") == ["orders"]
+    assert only(status="ready") == []
+    assert sorted(only(status="unsigned")) == ["candidate", "orders"]
+    bad = user_client.get(url, {"status": "everything", "environment": "<script>"})
+    assert bad.status_code == 200 and len(bad.context["lines"]) == 2
 
 
 def test_the_row_form_saves_owner_and_rollback_condition(user_client):
