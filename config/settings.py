@@ -64,6 +64,8 @@ elif len(SCORECARD_EVIDENCE_KEY) < 32 or SCORECARD_EVIDENCE_KEY == SECRET_KEY:
     raise ImproperlyConfigured("SCORECARD_EVIDENCE_KEY must be at least 32 characters and differ from SECRET_KEY")
 # The full walk of every chain (pages only verify what was appended since the last one).
 CHAIN_WALK_SECONDS = env_int("CHAIN_WALK_SECONDS", 3600, minimum=60)
+# How often beat records every scorecard's readiness for the trend.
+READINESS_SAMPLE_SECONDS = env_int("READINESS_SAMPLE_SECONDS", 3600, minimum=60)
 # A row owner's sign-off lapses after this many days, or at once when the row's status changes.
 SIGNOFF_VALID_DAYS = env_int("SIGNOFF_VALID_DAYS", 90, minimum=1, maximum=3650)
 

@@ -29,6 +29,7 @@ RELOAD_SECONDS = 5.0
 WATCHDOG = "drill-watchdog:"
 WATCHDOG_SECONDS = 15
 CHAIN_WALK = "evidence-chain-walk"
+READINESS_SAMPLE = "readiness-sample"
 
 
 class CheckScheduler(Scheduler):
@@ -49,7 +50,7 @@ class CheckScheduler(Scheduler):
         from drills.services import runs_never_queued_expire
         from drills.tasks import drill_watchdog, run_scheduled_check
         from scorecard.models import Check, Cluster
-        from scorecard.tasks import walk_chains
+        from scorecard.tasks import sample_readiness, walk_chains
 
         close_old_connections()
         now = timezone.now()
@@ -60,16 +61,11 @@ class CheckScheduler(Scheduler):
                     log.info("drill schedule %s: %s", schedule_id, outcome)
         except Exception:  # beat must outlive a bad schedule or a database blip
             log.exception("scheduled drills could not be checked; trying again at the next reload")
-        walk = self.data.get(CHAIN_WALK)
         entries = {
-            CHAIN_WALK: ScheduleEntry(
-                name=CHAIN_WALK,
-                task=walk_chains.name,
-                schedule=schedule(run_every=timedelta(seconds=settings.CHAIN_WALK_SECONDS), app=self.app),
-                options={"queue": settings.CELERY_TASK_DEFAULT_QUEUE},
-                # First walk soon after beat starts, then every period.
-                last_run_at=walk.last_run_at if walk else now - timedelta(seconds=settings.CHAIN_WALK_SECONDS),
-                app=self.app,
+            name: self._periodic(name, task.name, seconds, now)
+            for name, task, seconds in (
+                (CHAIN_WALK, walk_chains, settings.CHAIN_WALK_SECONDS),
+                (READINESS_SAMPLE, sample_readiness, settings.READINESS_SAMPLE_SECONDS),
             )
         }
         checks = Check.objects.runnable().select_related("row__scorecard__cluster")
@@ -106,6 +102,18 @@ class CheckScheduler(Scheduler):
             )
         self.data = entries
         self._loaded_at = time.monotonic()
+
+    def _periodic(self, name: str, task: str, seconds: int, now) -> ScheduleEntry:
+        """A task of the record's own on the default queue: first soon after beat starts."""
+        previous = self.data.get(name)
+        return ScheduleEntry(
+            name=name,
+            task=task,
+            schedule=schedule(run_every=timedelta(seconds=seconds), app=self.app),
+            options={"queue": settings.CELERY_TASK_DEFAULT_QUEUE},
+            last_run_at=previous.last_run_at if previous else now - timedelta(seconds=seconds),
+            app=self.app,
+        )
 
     def reserve(self, entry: ScheduleEntry) -> ScheduleEntry:
         from scorecard.models import Check

@@ -333,3 +333,19 @@ class OverviewFilterForm(forms.Form):
         self.fields["environment"].choices = [("", "all environments"), *[(e, e) for e in environments]]
         self.fields["tag"].choices = [("", "all tags"), *[(t, t) for t in tags]]
         self.fields["status"].choices = [("", "any status"), *STATUS_FILTERS.items()]
+
+
+class CompareForm(forms.Form):
+    """Two to four clusters to put side by side."""
+
+    clusters = forms.ModelMultipleChoiceField(
+        queryset=Cluster.objects.order_by("name"),
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Choose two to four: the current cluster and the candidate platforms.",
+    )
+
+    def clean_clusters(self):
+        chosen = self.cleaned_data["clusters"]
+        if not 2 <= len(chosen) <= 4:
+            raise forms.ValidationError(f"Choose two to four clusters ({len(chosen)} chosen).")
+        return chosen

@@ -431,6 +431,8 @@ class Evidence(models.Model):
             models.Index(fields=["check_obj", "-seq"], name="evidence_latest_per_check"),
             # A row's history, newest first, paged by seq.
             models.Index(fields=["scorecard", "row_key", "-seq"], name="evidence_row_history"),
+            # A check's measurements over a period (trends).
+            models.Index(fields=["check_obj", "collected_at"], name="evidence_check_by_time"),
         ]
 
     def __str__(self) -> str:
@@ -490,3 +492,21 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.action} {self.object_label}"
+
+
+class ReadinessSample(models.Model):
+    """A scorecard's readiness at one moment, taken by beat on a schedule: the readiness trend
+    (status is derived, so it cannot be recomputed for the past from evidence alone)."""
+
+    scorecard = models.ForeignKey(Scorecard, on_delete=models.CASCADE, related_name="readiness_samples")
+    at = models.DateTimeField(default=timezone.now)
+    proven = models.PositiveSmallIntegerField()
+    ready = models.BooleanField()
+    row_statuses = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["at"]
+        indexes = [models.Index(fields=["scorecard", "at"], name="readiness_by_time")]
+
+    def __str__(self) -> str:
+        return f"{self.scorecard}: {self.proven} of 5 proven at {self.at:%Y-%m-%d %H:%M}"

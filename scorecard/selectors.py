@@ -258,7 +258,7 @@ def last_drills(cluster_ids: list[int]) -> dict[int, list]:
         drill_runs.filter(cluster_id__in=cluster_ids, finished_at__isnull=False)
         .annotate(rank=newest_first)
         .filter(rank=1)
-        .only("cluster_id", "scenario", "outcome", "state", "figures", "finished_at", "tripped_guardrail")
+        .only("cluster_id", "scenario", "outcome", "state", "figures", "targets", "finished_at", "tripped_guardrail")
     )
     order = {scenario: i for i, scenario in enumerate(Scenario.values)}
     found: dict[int, list] = {}
@@ -286,3 +286,99 @@ def attention(views: list[ScorecardView], limit: int = 60) -> list[Attention]:
                 items.append(Attention(view.scorecard, 3, f"{row.row.title} awaiting sign-off: {row.awaiting_signoff}"))
     items.sort(key=lambda item: (item.severity, item.cluster.cluster.name))
     return items[:limit]
+
+
+# --- comparison ---------------------------------------------------------------------------------
+
+# The drill figures a comparison shows: (figure key, target metric, label, unit).
+COMPARED_FIGURES = (
+    ("write_rto_s", "write_rto_s", "Write RTO", "s"),
+    ("read_rto_s", "read_rto_s", "Read RTO", "s"),
+    ("rpo_acked_lost", "rpo_records", "RPO (acknowledged records lost)", "records"),
+    ("reelection_s", "reelection_s", "Leader re-election", "s"),
+)
+
+
+@dataclass
+class Figure:
+    value: object  # None: not observed
+    target: float | None
+    source: str = ""
+
+    @property
+    def met(self) -> bool | None:
+        """True or False against the target; None without a target or a value."""
+        if self.target is None or self.value is None:
+            return None
+        return self.value <= self.target
+
+
+@dataclass
+class ComparedCluster:
+    view: ScorecardView
+    row_ages: dict[str, datetime | None]  # row key -> oldest of its checks' latest evidence
+    drills: dict[str, object]  # scenario -> last finished DrillRun
+    cost: dict  # the cost model's latest measurements: total and budget
+    unsupported: list[str]  # APIs the checks found missing, and checks NOT APPLICABLE
+
+    def figure(self, scenario: str, key: str, metric: str) -> Figure | None:
+        run = self.drills.get(scenario)
+        if run is None:
+            return None
+        target = run.targets.get(metric) or {}
+        return Figure(run.figures.get(key), target.get("value"), target.get("source", ""))
+
+
+@dataclass
+class Comparison:
+    clusters: list[ComparedCluster]
+    rows: list[tuple[str, list[tuple[RowView, datetime | None]]]]  # (row title, per cluster)
+    # (scenario label, the last run per cluster, [(figure label, unit, Figure or None per cluster)])
+    drills: list[tuple[str, list, list[tuple[str, str, list[Figure | None]]]]]
+
+
+def comparison(*, scorecards: list[Scorecard]) -> Comparison:
+    """The comparison laid out as the page shows it: rows, then each scenario's figures."""
+    from scorecard.catalog import Scenario
+
+    clusters = compare(scorecards=scorecards)
+    rows = [
+        (RowKey(key).label, [(c.view.rows[i], c.row_ages[key]) for c in clusters])
+        for i, key in enumerate(RowKey.values)
+    ]
+    drills = []
+    for scenario in Scenario:
+        if not any(scenario.value in c.drills for c in clusters):
+            continue
+        figures = [
+            (label, unit, [c.figure(scenario.value, key, metric) for c in clusters])
+            for key, metric, label, unit in COMPARED_FIGURES
+        ]
+        drills.append((scenario.label, [c.drills.get(scenario.value) for c in clusters], figures))
+    return Comparison(clusters, rows, drills)
+
+
+def compare(*, scorecards: list[Scorecard]) -> list[ComparedCluster]:
+    """Two to four clusters side by side, in a fixed number of queries."""
+    views = scorecard_views(scorecards=scorecards)
+    drills = last_drills([s.cluster_id for s in scorecards])
+    compared = []
+    for view in views:
+        ages, cost, unsupported = {}, {}, []
+        for row in view.rows:
+            observed = [c.latest.collected_at for c in row.checks if c.latest and c.status != Status.NOT_APPLICABLE]
+            ages[row.row.key] = min(observed, default=None)
+            for check_view in row.checks:
+                check, latest = check_view.check, check_view.latest
+                if check.not_applicable:
+                    unsupported.append(f"{check.get_kind_display()}: NOT APPLICABLE ({check.not_applicable_reason})")
+                elif latest and latest.measurements.get("missing_api"):
+                    unsupported.append(f"{check.get_kind_display()}: {latest.measurements['missing_api']} missing")
+                if check.kind == "cost_model" and latest and "cost_total" in latest.measurements:
+                    cost = {
+                        "total": latest.measurements["cost_total"],
+                        "budget": latest.measurements.get("monthly_budget"),
+                    }
+        runs = {run.scenario: run for run in drills.get(view.scorecard.cluster_id, [])}
+        compared.append(ComparedCluster(view, ages, runs, cost, unsupported))
+    return compared

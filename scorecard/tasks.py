@@ -1,10 +1,12 @@
-"""The scorecard's own scheduled work: the full walk of every evidence chain."""
+"""The scorecard's own scheduled work: the full walk of every evidence chain, and readiness
+samples for the trend."""
 
 import logging
 
 from celery import shared_task
 
 from scorecard.evidence import chain_walk_all
+from scorecard.trends import readiness_sample_all
 
 log = logging.getLogger(__name__)
 
@@ -15,3 +17,9 @@ def walk_chains() -> dict[str, int]:
     result = chain_walk_all()
     log.info("evidence chains walked: %(whole)s whole, %(broken)s broken", result)
     return result
+
+
+@shared_task(acks_late=True)
+def sample_readiness() -> int:
+    """Sent by beat every READINESS_SAMPLE_SECONDS to the default queue."""
+    return readiness_sample_all()

@@ -7,6 +7,7 @@ urlpatterns = [
     path("clusters/new/", views.cluster_new, name="scorecard-cluster-new"),
     path("clusters/<int:cluster_id>/", views.scorecard_detail, name="scorecard-detail"),
     path("clusters/<int:cluster_id>/edit/", views.cluster_edit, name="scorecard-cluster-edit"),
+    path("clusters/<int:cluster_id>/trends/", views.trends, name="scorecard-trends"),
     path("rows/<int:row_id>/edit/", views.row_edit, name="scorecard-row-edit"),
     path("rows/<int:row_id>/sign-off/", views.row_sign_off, name="scorecard-row-sign-off"),
     path("rows/<int:row_id>/evidence/", views.row_evidence, name="scorecard-row-evidence"),
@@ -20,4 +21,5 @@ urlpatterns = [
         name="scorecard-check-applicability-approve",
     ),
     path("audit/", views.audit_list, name="scorecard-audit"),
+    path("compare/", views.compare, name="scorecard-compare"),
 ]

@@ -1,3 +1,4 @@
+from dataclasses import asdict
 from functools import wraps
 
 from django.contrib import messages
@@ -12,6 +13,7 @@ from scorecard.evidence import chain_verify
 from scorecard.forms import (
     AuditFilterForm,
     ClusterForm,
+    CompareForm,
     NotApplicableForm,
     OverviewFilterForm,
     ParamsForm,
@@ -21,6 +23,8 @@ from scorecard.forms import (
     may_loosen,
 )
 from scorecard.models import AuditEvent, Check, Cluster, Row, Scorecard
+from scorecard.trends import PERIODS as TREND_PERIODS
+from scorecard.trends import trends as trend_charts
 
 HISTORY_PAGE_SIZE = 20
 AUDIT_PAGE_SIZE = 50
@@ -246,3 +250,26 @@ def csrf_failure(request, reason: str = ""):
         "CSRF token missing.": "The form's security token is missing.",
     }
     return render(request, "403_csrf.html", {"reason": messages.get(reason, reason)}, status=403)
+
+
+@role_required("read")
+def compare(request):
+    """Clusters side by side: the page a platform team brings to an architecture decision."""
+    form = CompareForm(request.GET or None)
+    comparison = None
+    if form.is_valid():
+        scorecards = Scorecard.objects.select_related("cluster").filter(cluster__in=form.cleaned_data["clusters"])
+        comparison = selectors.comparison(scorecards=list(scorecards.order_by("cluster__name")))
+    return render(request, "scorecard/compare.html", {"form": form, "comparison": comparison})
+
+
+@role_required("read")
+def trends(request, cluster_id: int):
+    """Each row's key measurements and the readiness over a chosen period."""
+    scorecard = _scorecard(cluster_id)
+    days = request.GET.get("days", "30")
+    days = int(days) if days.isdigit() and int(days) in TREND_PERIODS else 30
+    charts = trend_charts(scorecard=scorecard, days=days)
+    data = [asdict(chart) for chart in charts]
+    context = {"scorecard": scorecard, "charts": charts, "data": data, "days": days, "periods": TREND_PERIODS}
+    return render(request, "scorecard/trends.html", context)

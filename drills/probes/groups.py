@@ -108,6 +108,8 @@ def consumer_groups(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
         summary[:500],
         {
             "groups": groups,
+            # The worst group's lag, for the trend.
+            "max_lag_records": max((g["max_lag"] for g in groups), default=0),
             "findings": fail + warn,
             "unavailable_partitions": {f"{t}[{p}]": r for (t, p), r in end_failures.items()},
             "elapsed_s": round(time.monotonic() - started, 3),

@@ -81,6 +81,8 @@ ACTIONS = [
     ("drill page", "viewer", "get", lambda w: reverse("drills-detail", args=[w.run.pk]), None),
     ("drill progress", "viewer", "get", lambda w: reverse("drills-progress", args=[w.run.pk]), None),
     ("audit trail", "viewer", "get", lambda w: reverse("scorecard-audit"), None),
+    ("trends", "viewer", "get", lambda w: reverse("scorecard-trends", args=[w.cluster.pk]), None),
+    ("compare", "viewer", "get", lambda w: reverse("scorecard-compare") + f"?clusters={w.cluster.pk}", None),
     ("register form", "admin", "get", lambda w: reverse("scorecard-cluster-new"), None),
     (
         "register",

@@ -197,3 +197,64 @@ def test_the_row_form_saves_owner_and_rollback_condition(user_client):
     assert response.status_code == 302
     row = Row.objects.get(pk=row.pk)
     assert (row.owner, row.rollback_condition, row.target) == ("FinOps", "r", "< $10k")
+
+
+def test_compare_puts_clusters_side_by_side_with_figures_against_targets(user_client):
+    from drills.models import DrillRun
+
+    current, candidate = register("current"), register("candidate")
+    targets = {"write_rto_s": {"value": 10, "source": "Client continuity row"}}
+    DrillRun.objects.create(cluster=current.cluster, scenario="broker_loss", state="done", outcome="passed",
+                            requested_by="t", finished_at=timezone.now(), targets=targets,
+                            figures={"write_rto_s": 4.2, "read_rto_s": None, "rpo_acked_lost": 0})  # fmt: skip
+    DrillRun.objects.create(cluster=candidate.cluster, scenario="broker_loss", state="done", outcome="failed",
+                            requested_by="t", finished_at=timezone.now(), targets=targets,
+                            figures={"write_rto_s": 31.5, "rpo_acked_lost": 12})  # fmt: skip
+    health = check_of(candidate, "durability_config")
+    evidence_append(check=health, status="ERROR", summary="no DescribeConfigs", collected_by="t",
+                    measurements={"error": "x", "missing_api": "DescribeConfigs"})  # fmt: skip
+    url = reverse("scorecard-compare")
+    response = user_client.get(url, {"clusters": [current.cluster_id, candidate.cluster_id]})
+    comparison = response.context["comparison"]
+    assert [c.view.scorecard.cluster.name for c in comparison.clusters] == ["candidate", "current"]
+    ((scenario, runs, figures),) = comparison.drills
+    write_rto = dict((label, cells) for label, _, cells in figures)["Write RTO"]
+    assert [(f.value, f.met) for f in write_rto] == [(31.5, False), (4.2, True)]
+    read_rto = dict((label, cells) for label, _, cells in figures)["Read RTO"]
+    assert read_rto[1].value is None
+    html = response.content.decode()
+    assert '31.5 s <span class="status status-fail">missed</span>' in html and "not observed" in html
+    assert "Durability config: DescribeConfigs missing" in html
+    for bad in ({"clusters": [current.cluster_id]}, {"clusters": ["x"]}, {"clusters": list(range(1, 7))}):
+        refused = user_client.get(url, bad)
+        assert refused.status_code == 200 and refused.context["comparison"] is None
+    one = user_client.get(url, {"clusters": [current.cluster_id]}).content.decode()
+    assert "Choose two to four clusters (1 chosen)" in one
+
+
+def test_trends_are_downsampled_in_the_database_and_drawn_from_local_plotly(user_client, django_assert_max_num_queries):
+    from drills.models import DrillRun
+    from scorecard.models import ReadinessSample
+    from scorecard.trends import readiness_sample_all
+
+    scorecard = register()
+    write = check_of(scorecard, "ack_write")
+    for i in range(60):  # 60 probes in the last few hours: at most one point per hour is drawn
+        evidence_append(check=write, status="PASS", summary="ok", measurements={"produce_ms_p99": i}, collected_by="t")
+    figures = {"write_rto_s": 5.1, "read_rto_s": None}
+    DrillRun.objects.create(cluster=scorecard.cluster, scenario="zone_loss", state="done", outcome="passed",
+                            requested_by="t", finished_at=timezone.now(), figures=figures)  # fmt: skip
+    assert readiness_sample_all() == 1 and ReadinessSample.objects.get().proven == 0
+    url = reverse("scorecard-trends", args=[scorecard.cluster_id])
+    with django_assert_max_num_queries(16):
+        response = user_client.get(url, {"days": "7"})
+    charts = {chart.key: chart for chart in response.context["charts"]}
+    (p99,) = charts["produce_p99"].series
+    assert len(p99.x) <= 2 and max(p99.y) == 59  # the worst per hour
+    (zone,) = charts["write_rto"].series
+    assert zone.name == "Zone loss" and zone.y == [5.1]
+    assert charts["read_rto"].series[0].y == [None]  # not observed: a gap, never 0
+    assert charts["readiness"].series[0].y == [0]
+    html = response.content.decode()
+    assert "/static/vendor/plotly.min.js" in html and "/static/js/trends.js" in html and 'id="trend-data"' in html
+    assert user_client.get(url, {"days": "100000"}).context["days"] == 30
