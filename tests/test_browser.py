@@ -10,7 +10,8 @@ from scorecard.models import Actuator
 from tests.conftest import user_with_role
 from tests.factories import check_of, register
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("drill-runs")]
+# Chromium is heavy: never beside the timing-sensitive drill tests (they share this group).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("drill-fidelity")]
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "browser-test-password-1"
