@@ -36,8 +36,9 @@ def timeline_figure(timeline: dict, *, title: str = "") -> go.Figure:
     unreported = [r for r in rows if r[3] is None and not r[5]]
     figure = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.82, 0.18], vertical_spacing=0.04)
     for records, column, name, marker in (
-        (acked, 3, "produce latency (ack)", {"size": 3, "color": "#2b5fd9"}),
-        (consumed, 4, "end-to-end latency", {"size": 3, "color": "#1a9c5b", "opacity": 0.6}),
+        # Told apart by shape too (dots and open diamonds), so the chart reads in black and white.
+        (acked, 3, "produce latency (ack)", {"size": 3, "color": "#2b5fd9", "symbol": "circle"}),
+        (consumed, 4, "end-to-end latency", {"size": 5, "color": "#1a9c5b", "symbol": "diamond-open", "opacity": 0.7}),
     ):
         figure.add_trace(
             go.Scattergl(
@@ -72,15 +73,19 @@ def timeline_figure(timeline: dict, *, title: str = "") -> go.Figure:
         end = recovery_start or fault_end or fault_start
         figure.add_vrect(x0=fault_start, x1=end, fillcolor=FAULT, opacity=0.08, line_width=0, annotation_text="fault")
     if recovery_start is not None:
-        figure.add_vrect(x0=recovery_start, x1=recovery_end or recovery_start, fillcolor=RECOVERY, opacity=0.2)
+        figure.add_vrect(
+            x0=recovery_start, x1=recovery_end or recovery_start, fillcolor=RECOVERY, opacity=0.2,
+            annotation_text="recovery", annotation_position="top right",
+        )  # fmt: skip
+    # Each mark has its own dash pattern and its label: no colour needed to tell them apart.
     marks = [
-        (fault_end, "fault confirmed", FAULT),
-        (recovery_end, "recovery confirmed", RECOVERY),
-        (_seconds(timeline, "tripped_ms"), "guardrail tripped", TRIP),
+        (fault_end, "fault confirmed", FAULT, "dash"),
+        (recovery_end, "recovery confirmed", RECOVERY, "dot"),
+        (_seconds(timeline, "tripped_ms"), "guardrail tripped", TRIP, "dashdot"),
     ]
-    for x, label, color in marks:
+    for x, label, color, dash in marks:
         if x is not None:
-            figure.add_vline(x=x, line={"color": color, "dash": "dash"}, annotation_text=label)
+            figure.add_vline(x=x, line={"color": color, "dash": dash, "width": 2}, annotation_text=label)
     figure.update_layout(
         title=title,
         height=480,

@@ -14,6 +14,18 @@ DRILL_FORM_PARAMS = (
 )  # fmt: skip
 
 
+# Parameters only some scenarios use; the form shows them for those alone and ignores them
+# for the others. The rest apply to every drill.
+ONLY_FOR = {
+    "broker": (Scenario.BROKER_LOSS, Scenario.LEADER_CHANGE),
+    "zone": (Scenario.ZONE_LOSS,),
+    "move_leaders": (Scenario.BROKER_LOSS, Scenario.ZONE_LOSS),
+    "canary_group": (Scenario.STANDBY_CUTOVER,),
+    "canary_topic": (Scenario.STANDBY_CUTOVER,),
+    "max_offset_lag": (Scenario.STANDBY_CUTOVER,),
+}
+
+
 class DrillForm(forms.Form):
     """Start a drill: the scenario, its parameters and guardrails, and a typed confirmation."""
 
@@ -42,6 +54,8 @@ class DrillForm(forms.Form):
                 )
             elif name in GUARDRAILS:
                 field.help_text += " No row sets this guardrail."
+            if name in ONLY_FOR:
+                field.widget.attrs["data-scenarios"] = " ".join(ONLY_FOR[name])
             self.fields[name] = field
         self.order_fields(["scenario", *DRILL_FORM_PARAMS, "confirm"])
 
@@ -54,7 +68,8 @@ class DrillForm(forms.Form):
         data = super().clean()
         if self.errors:
             return data
-        values = {name: data.get(name) for name in DRILL_FORM_PARAMS}
+        scenario = data.get("scenario")
+        values = {name: data.get(name) for name in DRILL_FORM_PARAMS if scenario in ONLY_FOR.get(name, (scenario,))}
         values = {k: v for k, v in values.items() if v not in (None, "")}
         try:
             self.params = vars(catalog.parse("drill", values))

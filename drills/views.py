@@ -8,6 +8,7 @@ from drills import schedules, services
 from drills.charts import timeline_figure
 from drills.forms import DrillForm, DrillScheduleForm
 from drills.models import DrillRun, DrillSchedule, DrillTimeline
+from drills.presentation import event_rows, figure_rows
 from scorecard import audit, roles
 from scorecard.catalog import Scenario
 from scorecard.models import Check, Cluster, Row, Scorecard
@@ -151,6 +152,8 @@ def drill_detail(request, run_id: int):
         "chart": chart,
         "may_act": services.may_act_on(request.user, run),
         "audit": audit.events_for(run),
+        "events": event_rows(run.events),
+        "figure_rows": figure_rows(run),
     }
     return render(request, "drills/detail.html", context)
 
@@ -166,7 +169,7 @@ def drill_progress(request, run_id: int):
             "progress": run.progress,
             "awaiting_step": run.awaiting_step,
             "tripped_guardrail": run.tripped_guardrail,
-            "events": run.events[-15:],
+            "events": event_rows(run.events[-30:]),
             "active": run.active,
         }
     )

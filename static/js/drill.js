@@ -23,6 +23,18 @@
     const guards = Object.entries(p.guardrails || {}).map(([name, g]) => `${name}: ${g.value ?? "—"} (limit ${g.limit})`);
     if (guards.length) text("guardrails", guards.join(", "));
     text("tripped", data.tripped_guardrail || p.tripped || "—");
+    const events = document.getElementById("events");
+    if (events && data.events) {
+      events.replaceChildren(...data.events.map((event) => {
+        const row = document.createElement("tr");
+        for (const text of [event.at_s === null || event.at_s === undefined ? "" : `${event.at_s} s`, event.text]) {
+          const cell = document.createElement("td");
+          cell.textContent = text;
+          row.appendChild(cell);
+        }
+        return row;
+      }));
+    }
     const step = document.getElementById("step");
     step.hidden = !data.awaiting_step;
     text("step-text", data.awaiting_step || "");

@@ -189,3 +189,47 @@ def test_the_timeline_draws_failed_records_on_their_own_track_and_the_confirmed_
     shapes = [(s.type, s.x0, s.x1) for s in figure.layout.shapes]
     assert ("rect", 0.2, 0.6) in shapes and ("rect", 0.6, 0.64) in shapes
     assert ("line", 0.26, 0.26) in shapes and ("line", 0.64, 0.64) in shapes
+
+
+def test_events_read_as_sentences_and_figures_carry_their_meaning_and_target(user_client):
+    from drills.presentation import event_text, figure_rows
+
+    assert event_text({"kind": "guardrail_tripped", "guardrail": "max_error_rate"}) == (
+        "Guardrail max_error_rate tripped: the fault is stopped and the recovery runs"
+    )
+    assert event_text({"kind": "action", "description": "stop broker 2", "seconds": 0.2}) == (
+        "stop broker 2: the command returned after 0.2 s"
+    )
+    assert event_text({"kind": "fault"}) == "Fault: ?"  # a missing detail never crashes the page
+    assert event_text({"kind": "something_new"}) == "Something new"
+    cluster = register(name="prod", drills_allowed=True, actuator=Actuator.SANDBOX, sandbox_control="/x").cluster
+    run = DrillRun.objects.create(
+        cluster=cluster, scenario="broker_loss", requested_by="t", state="done", outcome="failed",
+        figures={"fault_at_s": 2.0, "write_rto_s": 12.5, "read_rto_s": None, "rpo_acked_lost": 0,
+                 "reelection_s": None, "metadata": {"loss_observed": False}},
+        targets={"write_rto_s": {"value": 10, "source": "Client continuity row"}, "rpo_records": {"value": 0,
+                 "source": "Data durability row"}},
+        events=[{"kind": "fault_confirmed", "at_s": 2.0}, {"kind": "phase", "phase": "settle", "at_s": 9.1}],
+    )  # fmt: skip
+    rows = {row["label"]: row for row in figure_rows(run)}
+    assert rows["Write RTO"]["value"] == "12.5 s" and rows["Write RTO"]["met"] is False
+    assert rows["Write RTO"]["target"] == "target <= 10 s, Client continuity row"
+    assert rows["Read RTO"]["value"] == "not recovered within the drill" and rows["Read RTO"]["met"] is None
+    assert rows["Leader re-election"]["value"] == "not observed"
+    assert rows["RPO (acknowledged records lost)"]["met"] is True
+    html = user_client.get(reverse("drills-detail", args=[run.pk])).content.decode()
+    assert "The actuator confirmed the fault" in html and "Phase: settle" in html
+    assert "From the confirmed fault until writes were all acknowledged" in html
+    progress = user_client.get(reverse("drills-progress", args=[run.pk])).json()
+    assert progress["events"][-1] == {"at_s": 9.1, "kind": "phase", "text": "Phase: settle"}
+
+
+def test_the_start_form_shows_and_takes_only_the_scenarios_own_fields(user_client, django_capture_on_commit_callbacks):
+    cluster = register(name="prod", drills_allowed=True, actuator=Actuator.SANDBOX, sandbox_control="/x").cluster
+    page = user_client.get(reverse("drills-list", args=[cluster.pk])).content.decode()
+    assert 'data-scenarios="zone_loss"' in page and "/static/js/drill-form.js" in page
+    form = {"scenario": "consumer_restart", "confirm": "prod", "broker": "99", "zone": "nowhere", "fault_seconds": "2"}
+    with django_capture_on_commit_callbacks():
+        assert user_client.post(reverse("drills-list", args=[cluster.pk]), form).status_code == 302
+    run = DrillRun.objects.get()
+    assert run.params["broker"] is None and run.params["zone"] is None
