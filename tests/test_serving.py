@@ -17,7 +17,8 @@ import pytest
 
 from tests.conftest import ROOT, database_url_for_worker, unique_queue, wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Starting gunicorn and a worker is a burst of CPU: kept apart from the timing-sensitive drills.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("drill-fidelity")]
 
 
 def free_port() -> int:
