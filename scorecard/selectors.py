@@ -309,8 +309,10 @@ def attention(views: list[ScorecardView], limit: int = 60) -> list[Attention]:
                     items.append(Attention(view.scorecard, 1, f"{check_view.status}: {summary}", check))
                 elif check_view.status == Status.STALE:
                     items.append(Attention(view.scorecard, 2, "STALE: evidence older than its maximum age", check))
-            if row.awaiting_signoff:
-                items.append(Attention(view.scorecard, 3, f"{row.row.title} awaiting sign-off: {row.awaiting_signoff}"))
+
+        if unsigned := view.awaiting_signoff:
+            rows = "; ".join(f"{r.row.title} ({r.awaiting_signoff})" for r in unsigned)
+            items.append(Attention(view.scorecard, 3, f"{len(unsigned)} of 5 rows awaiting sign-off: {rows}"))
     items.sort(key=lambda item: (item.severity, item.cluster.cluster.name))
     return items[:limit]
 

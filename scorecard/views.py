@@ -1,4 +1,5 @@
 from dataclasses import asdict
+from datetime import timedelta
 from functools import wraps
 
 from django.contrib import messages
@@ -6,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from scorecard import audit, catalog, roles, selectors, services
@@ -269,7 +271,10 @@ def trends(request, cluster_id: int):
     scorecard = _scorecard(cluster_id)
     days = request.GET.get("days", "30")
     days = int(days) if days.isdigit() and int(days) in TREND_PERIODS else 30
-    charts = trend_charts(scorecard=scorecard, days=days)
-    data = [asdict(chart) for chart in charts]
+    now = timezone.now()
+    charts = trend_charts(scorecard=scorecard, days=days, now=now)
+    # Every chart spans the whole period, however few its points.
+    period = [(now - timedelta(days=days)).isoformat(timespec="minutes"), now.isoformat(timespec="minutes")]
+    data = {"period": period, "charts": [asdict(chart) for chart in charts]}
     context = {"scorecard": scorecard, "charts": charts, "data": data, "days": days, "periods": TREND_PERIODS}
     return render(request, "scorecard/trends.html", context)

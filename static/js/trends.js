@@ -5,7 +5,8 @@
   if (!data) return;
   const dashes = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"];
   const symbols = ["circle", "square", "diamond", "triangle-up", "x", "cross"];
-  for (const chart of JSON.parse(data.textContent)) {
+  const {period, charts} = JSON.parse(data.textContent);
+  for (const chart of charts) {
     const target = document.getElementById(`chart-${chart.key}`);
     if (!target) continue;
     const traces = chart.series.map((s, i) => ({
@@ -15,7 +16,7 @@
     const layout = {
       height: 260, margin: {l: 56, r: 16, t: 8, b: 40}, showlegend: chart.series.length > 1,
       legend: {orientation: "h", y: -0.25}, yaxis: {title: {text: chart.unit}, rangemode: "tozero"},
-      xaxis: {type: "date"}, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#fff",
+      xaxis: {type: "date", range: period}, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#fff",
     };
     Plotly.newPlot(target, traces, layout, {responsive: true, displaylogo: false});
   }

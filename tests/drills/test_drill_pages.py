@@ -227,7 +227,8 @@ def test_events_read_as_sentences_and_figures_carry_their_meaning_and_target(use
 def test_the_start_form_shows_and_takes_only_the_scenarios_own_fields(user_client, django_capture_on_commit_callbacks):
     cluster = register(name="prod", drills_allowed=True, actuator=Actuator.SANDBOX, sandbox_control="/x").cluster
     page = user_client.get(reverse("drills-list", args=[cluster.pk])).content.decode()
-    assert 'data-scenarios="zone_loss"' in page and "/static/js/drill-form.js" in page
+    assert 'data-scenarios="zone_loss"' in page and page.count("/static/js/drill-form.js") == 1
+    assert "<title>Drills on prod · Kafka recovery scorecard</title>" in page
     form = {"scenario": "consumer_restart", "confirm": "prod", "broker": "99", "zone": "nowhere", "fault_seconds": "2"}
     with django_capture_on_commit_callbacks():
         assert user_client.post(reverse("drills-list", args=[cluster.pk]), form).status_code == 302
