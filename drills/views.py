@@ -12,7 +12,7 @@ from drills.presentation import event_rows, figure_rows
 from scorecard import audit, roles
 from scorecard.catalog import Scenario
 from scorecard.models import Check, Cluster, Row, Scorecard
-from scorecard.targets import row_guardrails
+from scorecard.targets import METRICS, row_guardrails, targets_snapshot
 from scorecard.views import role_required
 
 
@@ -96,8 +96,24 @@ def _drill_page(request, cluster: Cluster, *, form=None, schedule_form=None):
         "runs": DrillRun.objects.filter(cluster=cluster)[:50],
         "schedules": DrillSchedule.objects.filter(cluster=cluster).prefetch_related("windows"),
         "not_offered": [(s.label, reason) for s, reason in refusals.items() if reason],
+        "offered": offered,
+        "targets": _targets_by_scenario(cluster, offered),
     }
     return render(request, "drills/list.html", context)
+
+
+def _targets_by_scenario(cluster: Cluster, scenarios: list) -> list[tuple[str, list]]:
+    """What a drill of each offered scenario would be judged against, from the rows."""
+    rows = list(Row.objects.filter(scorecard__cluster=cluster))
+    table = []
+    for metric, spec in METRICS.items():
+        cells = []
+        for scenario in scenarios:
+            wanted = {r.key: r for r in rows if r.key in services.drill_rows(scenario)}
+            cells.append(targets_snapshot(wanted, scenario).get(metric))
+        if any(cells):
+            table.append((f"{spec.label} ({spec.unit})", cells))
+    return table
 
 
 @role_required("approve_drills")
