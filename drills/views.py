@@ -185,7 +185,7 @@ def drill_progress(request, run_id: int):
             "progress": run.progress,
             "awaiting_step": run.awaiting_step,
             "tripped_guardrail": run.tripped_guardrail,
-            "events": event_rows(run.events[-30:]),
+            "events": event_rows(run.events),
             "active": run.active,
         }
     )

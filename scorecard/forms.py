@@ -335,10 +335,20 @@ class OverviewFilterForm(forms.Form):
         self.fields["status"].choices = [("", "any status"), *STATUS_FILTERS.items()]
 
 
+class ClusterChoices(forms.ModelMultipleChoiceField):
+    """Cluster ids as typed in a URL: anything but a plausible id is refused before the database
+    sees it (a 25-digit id overflows an integer column)."""
+
+    def _check_values(self, value):
+        if any(not str(v).isdecimal() or len(str(v)) > 18 for v in value):
+            raise forms.ValidationError("Choose clusters from the list.", code="invalid_choice")
+        return super()._check_values(value)
+
+
 class CompareForm(forms.Form):
     """Two to four clusters to put side by side."""
 
-    clusters = forms.ModelMultipleChoiceField(
+    clusters = ClusterChoices(
         queryset=Cluster.objects.order_by("name"),
         widget=forms.CheckboxSelectMultiple,
         help_text="Choose two to four: the current cluster and the candidate platforms.",

@@ -213,6 +213,9 @@ def check_view(*, check: Check, now: datetime | None = None) -> CheckView:
 
 # --- the overview -------------------------------------------------------------------------------
 
+# Drills whose figures were measured (refused, aborted and inconclusive ones measured nothing).
+MEASURED_OUTCOMES = ("passed", "failed")
+
 STATUS_FILTERS = {
     "ready": "ready",
     "not_ready": "not ready",
@@ -270,8 +273,9 @@ def overview(*, environment: str = "", tag: str = "", status: str = "", now: dat
 
 
 def last_drills(cluster_ids: list[int]) -> dict[int, list]:
-    """Each cluster's last finished drill per scenario, in one query (a window function over
-    the (cluster, scenario, finished_at) index)."""
+    """Each cluster's last measured drill (passed or failed) per scenario, in one query (a window
+    function over the (cluster, scenario, finished_at) index). Refused, aborted and inconclusive
+    drills measured nothing: automation's evidence reports them."""
     from django.apps import apps
     from django.db.models import F, Window
     from django.db.models.functions import RowNumber
@@ -282,7 +286,7 @@ def last_drills(cluster_ids: list[int]) -> dict[int, list]:
     drill_runs = apps.get_model("drills", "DrillRun").objects
     newest_first = Window(RowNumber(), partition_by=[F("cluster_id"), F("scenario")], order_by=F("finished_at").desc())
     ranked = (
-        drill_runs.filter(cluster_id__in=cluster_ids, finished_at__isnull=False)
+        drill_runs.filter(cluster_id__in=cluster_ids, finished_at__isnull=False, outcome__in=MEASURED_OUTCOMES)
         .annotate(rank=newest_first)
         .filter(rank=1)
         .only("cluster_id", "scenario", "outcome", "state", "figures", "targets", "finished_at", "tripped_guardrail")

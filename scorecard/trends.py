@@ -5,14 +5,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.apps import apps
-from django.db.models import Avg, FloatField, Max
+from django.db.models import Avg, FloatField, Max, Min
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, TruncDay, TruncHour
 from django.utils import timezone
 
 from scorecard.catalog import ProbeKind, Scenario
 from scorecard.models import Check, Evidence, ReadinessSample, Scorecard
-from scorecard.selectors import scorecard_views
+from scorecard.selectors import MEASURED_OUTCOMES, scorecard_views
 
 # The periods a trend page offers, in days.
 PERIODS = (1, 7, 30, 90, 365)
@@ -78,6 +78,9 @@ def trends(*, scorecard: Scorecard, days: int, now: datetime | None = None) -> l
             points = (
                 Evidence.objects.filter(check_obj=check, collected_at__gte=since)
                 .exclude(status="ERROR")
+                # Absent or JSON null is not measured (SQLite would cast null to 0).
+                .filter(**{f"measurements__{measurement}__isnull": False})
+                .exclude(**{f"measurements__{measurement}": None})
                 .annotate(bucket=_bucket(days)("collected_at"))
                 .values("bucket")
                 .annotate(value=aggregate(Cast(KT(f"measurements__{measurement}"), FloatField())))
@@ -88,12 +91,13 @@ def trends(*, scorecard: Scorecard, days: int, now: datetime | None = None) -> l
                     series.x.append(_iso(point["bucket"]))
                     series.y.append(round(point["value"], 3))
         charts.append(Chart(key, title, unit, row, [series], f"{meaning} ({'hour' if days <= 14 else 'day'})"))
-    runs = list(
+    newest = (
         apps.get_model("drills", "DrillRun")
-        .objects.filter(cluster_id=scorecard.cluster_id, finished_at__gte=since, outcome__in=["passed", "failed"])
-        .order_by("finished_at")
+        .objects.filter(cluster_id=scorecard.cluster_id, finished_at__gte=since, outcome__in=MEASURED_OUTCOMES)
+        .order_by("-finished_at")
         .only("scenario", "figures", "finished_at")[:2000]
     )
+    runs = list(reversed(newest))  # the newest 2,000, oldest first
     for key, title, unit, row, figure in DRILL_FIGURES:
         by_scenario: dict[str, Series] = {}
         for run in runs:
@@ -102,18 +106,19 @@ def trends(*, scorecard: Scorecard, days: int, now: datetime | None = None) -> l
                 line.x.append(_iso(run.finished_at))
                 line.y.append(run.figures[figure])  # None: not observed, a gap in the line
         charts.append(Chart(key, title, unit, row, list(by_scenario.values()), "each finished drill"))
-    samples = ReadinessSample.objects.filter(scorecard=scorecard, at__gte=since).order_by("at")
     readiness = Series("rows proven")
-    # Downsampled to the last sample of each interval.
-    last_per_bucket = {}
-    for at, proven in samples.values_list("at", "proven").iterator():
-        bucket = at.replace(minute=0, second=0, microsecond=0) if days <= 14 else at.date()
-        last_per_bucket[bucket] = (at, proven)
-    for at, proven in last_per_bucket.values():
-        readiness.x.append(_iso(at))
-        readiness.y.append(proven)
+    samples = (
+        ReadinessSample.objects.filter(scorecard=scorecard, at__gte=since)
+        .annotate(bucket=_bucket(days)("at"))
+        .values("bucket")
+        .annotate(value=Min("proven"))
+        .order_by("bucket")
+    )
+    for point in samples:
+        readiness.x.append(_iso(point["bucket"]))
+        readiness.y.append(point["value"])
     charts.append(Chart("readiness", "Readiness: rows proven (of 5)", "rows", "Scorecard", [readiness],
-                        "sampled by beat"))  # fmt: skip
+                        f"lowest per {'hour' if days <= 14 else 'day'}, sampled by beat"))  # fmt: skip
     return charts
 
 

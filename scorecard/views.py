@@ -144,7 +144,7 @@ def row_evidence(request, row_id: int):
     row = _row(row_id)
     before = request.GET.get("before", "")
     page = selectors.row_evidence_page(
-        row=row, before=int(before) if before.isdigit() and len(before) < 12 else None, per_page=HISTORY_PAGE_SIZE
+        row=row, before=int(before) if before.isdecimal() and len(before) < 12 else None, per_page=HISTORY_PAGE_SIZE
     )
     return render(request, "scorecard/row_evidence.html", {"row": row, "page": page, "audit": audit.events_for(row)})
 
@@ -270,7 +270,7 @@ def trends(request, cluster_id: int):
     """Each row's key measurements and the readiness over a chosen period."""
     scorecard = _scorecard(cluster_id)
     days = request.GET.get("days", "30")
-    days = int(days) if days.isdigit() and int(days) in TREND_PERIODS else 30
+    days = int(days) if days.isdecimal() and len(days) < 4 and int(days) in TREND_PERIODS else 30
     now = timezone.now()
     charts = trend_charts(scorecard=scorecard, days=days, now=now)
     # Every chart spans the whole period, however few its points.

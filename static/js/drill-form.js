@@ -8,6 +8,7 @@
     for (const input of fields) {
       const wrapper = input.closest("div") || input;
       wrapper.hidden = !input.dataset.scenarios.split(" ").includes(scenario.value);
+      input.disabled = wrapper.hidden;  // not submitted: a value the user cannot see never fails the form
     }
   }
   scenario.addEventListener("change", update);

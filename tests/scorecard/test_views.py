@@ -258,3 +258,37 @@ def test_trends_are_downsampled_in_the_database_and_drawn_from_local_plotly(user
     html = response.content.decode()
     assert "/static/vendor/plotly.min.js" in html and "/static/js/trends.js" in html and 'id="trend-data"' in html
     assert user_client.get(url, {"days": "100000"}).context["days"] == 30
+
+
+def test_hostile_query_strings_are_ignored_not_errors(user_client):
+    scorecard = register()
+    row = scorecard.rows.first()
+    for url, query in (
+        (reverse("scorecard-row-evidence", args=[row.pk]), {"before": "²"}),
+        (reverse("scorecard-trends", args=[scorecard.cluster_id]), {"days": "²"}),
+        (reverse("scorecard-trends", args=[scorecard.cluster_id]), {"days": "9" * 30}),
+        (reverse("scorecard-compare"), {"clusters": ["9" * 25, str(scorecard.cluster_id)]}),
+        (reverse("scorecard-compare"), {"clusters": ["²", "-1"]}),
+        (reverse("scorecard-index"), {"status": "\x00", "tag": "x" * 5000}),
+    ):
+        assert user_client.get(url, query).status_code == 200, (url, query)
+
+
+def test_trends_leave_unmeasured_values_out_and_figures_come_from_measured_drills(user_client):
+    from drills.models import DrillRun
+    from scorecard.selectors import last_drills
+    from scorecard.trends import trends
+
+    scorecard = register()
+    write = check_of(scorecard, "ack_write")
+    for value in (None, 7.5):  # a probe that acknowledged nothing has no p99: not a 0 ms point
+        evidence_append(check=write, status="FAIL", summary="x", measurements={"produce_ms_p99": value},
+                        collected_by="t")  # fmt: skip
+    (p99,) = next(c for c in trends(scorecard=scorecard, days=1) if c.key == "produce_p99").series
+    assert p99.y == [7.5]
+    measured = DrillRun.objects.create(cluster=scorecard.cluster, scenario="broker_loss", state="done",
+                                       outcome="passed", requested_by="t", figures={"write_rto_s": 3.0},
+                                       finished_at=timezone.now() - timedelta(hours=1))  # fmt: skip
+    DrillRun.objects.create(cluster=scorecard.cluster, scenario="broker_loss", state="done", outcome="refused",
+                            requested_by="t", finished_at=timezone.now())  # fmt: skip
+    assert [run.pk for run in last_drills([scorecard.cluster_id])[scorecard.cluster_id]] == [measured.pk]
