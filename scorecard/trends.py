@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.apps import apps
+from django.db import connection
 from django.db.models import Avg, FloatField, Max, Min
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, TruncDay, TruncHour
@@ -75,13 +76,13 @@ def trends(*, scorecard: Scorecard, days: int, now: datetime | None = None) -> l
         series = Series(title)
         check = checks.get(kind)
         if check is not None:
+            evidence = Evidence.objects.filter(check_obj=check, collected_at__gte=since).exclude(status="ERROR")
+            if connection.vendor == "sqlite":
+                # SQLite gives JSON null as the text 'null', which casts to 0: leave it out.
+                # (PostgreSQL gives SQL NULL, which aggregates skip, at no extra cost.)
+                evidence = evidence.exclude(**{f"measurements__{measurement}": None})
             points = (
-                Evidence.objects.filter(check_obj=check, collected_at__gte=since)
-                .exclude(status="ERROR")
-                # Absent or JSON null is not measured (SQLite would cast null to 0).
-                .filter(**{f"measurements__{measurement}__isnull": False})
-                .exclude(**{f"measurements__{measurement}": None})
-                .annotate(bucket=_bucket(days)("collected_at"))
+                evidence.annotate(bucket=_bucket(days)("collected_at"))
                 .values("bucket")
                 .annotate(value=aggregate(Cast(KT(f"measurements__{measurement}"), FloatField())))
                 .order_by("bucket")
