@@ -64,6 +64,8 @@ elif len(SCORECARD_EVIDENCE_KEY) < 32 or SCORECARD_EVIDENCE_KEY == SECRET_KEY:
     raise ImproperlyConfigured("SCORECARD_EVIDENCE_KEY must be at least 32 characters and differ from SECRET_KEY")
 # The full walk of every chain (pages only verify what was appended since the last one).
 CHAIN_WALK_SECONDS = env_int("CHAIN_WALK_SECONDS", 3600, minimum=60)
+# The queue audit PDFs are built on (any worker that reaches PostgreSQL can build them).
+AUDIT_EXPORT_QUEUE = env_str("AUDIT_EXPORT_QUEUE") or "default"
 # How often beat records every scorecard's readiness for the trend.
 READINESS_SAMPLE_SECONDS = env_int("READINESS_SAMPLE_SECONDS", 3600, minimum=60)
 # A row owner's sign-off lapses after this many days, or at once when the row's status changes.
@@ -270,5 +272,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+    },
 }

@@ -8,10 +8,10 @@ from drills import schedules, services
 from drills.charts import timeline_figure
 from drills.forms import DrillForm, DrillScheduleForm
 from drills.models import DrillRun, DrillSchedule, DrillTimeline
-from drills.presentation import event_rows, figure_rows
 from scorecard import audit, roles
 from scorecard.catalog import Scenario
 from scorecard.models import Check, Cluster, Row, Scorecard
+from scorecard.presentation import event_rows, figure_rows
 from scorecard.targets import METRICS, row_guardrails, targets_snapshot
 from scorecard.views import role_required
 

@@ -359,3 +359,16 @@ class CompareForm(forms.Form):
         if not 2 <= len(chosen) <= 4:
             raise forms.ValidationError(f"Choose two to four clusters ({len(chosen)} chosen).")
         return chosen
+
+
+class ExportForm(forms.Form):
+    """The period of an audit PDF (UTC)."""
+
+    since = forms.DateTimeField(help_text="YYYY-MM-DD or YYYY-MM-DD HH:MM, UTC")
+    until = forms.DateTimeField(help_text="YYYY-MM-DD or YYYY-MM-DD HH:MM, UTC")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] >= data["until"]:
+            raise forms.ValidationError("The period must start before it ends.")
+        return data

@@ -510,3 +510,34 @@ class ReadinessSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scorecard}: {self.proven} of 5 proven at {self.at:%Y-%m-%d %H:%M}"
+
+
+class AuditExport(models.Model):
+    """An audit PDF asked for on a page: built by a worker on the default queue, then kept in
+    the database (so every web process can serve it, whatever host built it) with its SHA-256."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    requested_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(default=timezone.now)
+    scorecards = models.ManyToManyField(Scorecard, related_name="exports")
+    cluster_names = models.CharField(max_length=500)  # kept after a cluster is deleted
+    since = models.DateTimeField()
+    until = models.DateTimeField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    progress = models.CharField(max_length=200, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    pdf = models.BinaryField(null=True, blank=True, editable=False)
+    sha256 = models.CharField(max_length=64, blank=True)
+    size = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"audit PDF {self.pk} of {self.cluster_names}"

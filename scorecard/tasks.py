@@ -23,3 +23,11 @@ def walk_chains() -> dict[str, int]:
 def sample_readiness() -> int:
     """Sent by beat every READINESS_SAMPLE_SECONDS to the default queue."""
     return readiness_sample_all()
+
+
+@shared_task(acks_late=True)
+def build_audit_export(export_id: int) -> None:
+    """Sent when someone asks for an audit PDF on a page; runs on the default queue."""
+    from scorecard.report import export_build
+
+    export_build(export_id=export_id)

@@ -22,4 +22,6 @@ urlpatterns = [
     ),
     path("audit/", views.audit_list, name="scorecard-audit"),
     path("compare/", views.compare, name="scorecard-compare"),
+    path("exports/", views.exports, name="scorecard-exports"),
+    path("exports/<int:export_id>/download/", views.export_download, name="scorecard-export-download"),
 ]

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -16,6 +17,7 @@ from scorecard.forms import (
     AuditFilterForm,
     ClusterForm,
     CompareForm,
+    ExportForm,
     NotApplicableForm,
     OverviewFilterForm,
     ParamsForm,
@@ -24,7 +26,8 @@ from scorecard.forms import (
     SignOffForm,
     may_loosen,
 )
-from scorecard.models import AuditEvent, Check, Cluster, Row, Scorecard
+from scorecard.models import AuditEvent, AuditExport, Check, Cluster, Row, Scorecard
+from scorecard.report import export_request
 from scorecard.trends import PERIODS as TREND_PERIODS
 from scorecard.trends import trends as trend_charts
 
@@ -104,6 +107,8 @@ def scorecard_detail(request, cluster_id: int):
             "history": selectors.row_recent_evidence(scorecard=scorecard, per_row=5),
             "audit": AuditEvent.objects.filter(cluster=scorecard.cluster)[:10],
             "may_edit_rows": {r.row.pk for r in view.rows if services.row_may_edit(request.user, r.row)},
+            "export_since": timezone.now() - timedelta(days=30),
+            "export_until": timezone.now(),
         },
     )
 
@@ -278,3 +283,30 @@ def trends(request, cluster_id: int):
     data = {"period": period, "charts": [asdict(chart) for chart in charts]}
     context = {"scorecard": scorecard, "charts": charts, "data": data, "days": days, "periods": TREND_PERIODS}
     return render(request, "scorecard/trends.html", context)
+
+
+@role_required("read")
+def exports(request):
+    """Audit PDFs asked for, newest first; a POST from a scorecard page asks for one."""
+    if request.method == "POST":
+        cluster = request.POST.get("cluster", "")
+        scorecard = _scorecard(int(cluster) if cluster.isdecimal() and len(cluster) < 12 else 0)
+        form = ExportForm(request.POST)
+        if not form.is_valid():
+            problems = [" ".join(errors) for errors in form.errors.values()]
+            messages.error(request, "The audit PDF needs a valid period: " + " ".join(problems))
+            return redirect("scorecard-detail", cluster_id=scorecard.cluster_id)
+        export = export_request(scorecards=[scorecard], by=request.user.get_username(), **form.cleaned_data)
+        messages.success(request, f"Building the audit PDF of {export.cluster_names}: it appears below when ready.")
+        return redirect("scorecard-exports")
+    listing = AuditExport.objects.defer("pdf")[:100]
+    return render(request, "scorecard/exports.html", {"exports": listing})
+
+
+@role_required("read")
+def export_download(request, export_id: int):
+    export = get_object_or_404(AuditExport, pk=export_id, state=AuditExport.State.DONE)
+    response = HttpResponse(bytes(export.pdf), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="audit-{export.pk}.pdf"'
+    response["X-Content-SHA256"] = export.sha256
+    return response

@@ -58,3 +58,10 @@ def row_target_text(row) -> str:
     if overrides:
         parts.append("per scenario: " + ", ".join(overrides))
     return "; ".join(parts) or "no typed target"
+
+
+@register.filter
+def report_json(value, limit: int = 4000) -> str:
+    """Measurements for the audit PDF: indented, cut at `limit` characters."""
+    text = json.dumps(value, indent=1, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[:limit] + "\n… (cut: see the evidence in the dashboard)"

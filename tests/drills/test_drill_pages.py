@@ -192,7 +192,7 @@ def test_the_timeline_draws_failed_records_on_their_own_track_and_the_confirmed_
 
 
 def test_events_read_as_sentences_and_figures_carry_their_meaning_and_target(user_client):
-    from drills.presentation import event_text, figure_rows
+    from scorecard.presentation import event_text, figure_rows
 
     assert event_text({"kind": "guardrail_tripped", "guardrail": "max_error_rate"}) == (
         "Guardrail max_error_rate tripped: the fault is stopped and the recovery runs"

@@ -82,6 +82,7 @@ ACTIONS = [
     ("drill progress", "viewer", "get", lambda w: reverse("drills-progress", args=[w.run.pk]), None),
     ("audit trail", "viewer", "get", lambda w: reverse("scorecard-audit"), None),
     ("trends", "viewer", "get", lambda w: reverse("scorecard-trends", args=[w.cluster.pk]), None),
+    ("audit PDFs", "viewer", "get", lambda w: reverse("scorecard-exports"), None),
     ("compare", "viewer", "get", lambda w: reverse("scorecard-compare") + f"?clusters={w.cluster.pk}", None),
     ("register form", "admin", "get", lambda w: reverse("scorecard-cluster-new"), None),
     (

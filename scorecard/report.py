@@ -1,0 +1,204 @@
+"""The audit PDF (DESIGN.md section 9): one or more scorecards over a period, from stored rows
+only (no Kafka call), as HTML and CSS printed to PDF by WeasyPrint.
+
+The same inputs give the same document, apart from its generation time: the command and the
+page build it with this one function.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.apps import apps
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from scorecard import audit, selectors
+from scorecard.evidence import ChainVerification, chain_walk
+from scorecard.models import AuditEvent, Check, Evidence, Scorecard, SignOff, Status
+from scorecard.presentation import event_rows, figure_rows
+from scorecard.targets import GUARDRAILS, METRICS, row_metrics, target_for
+
+# The evidence list is the period's evidence, newest first, at most this many items.
+EVIDENCE_LIMIT = 10_000
+AUDIT_LIMIT = 5_000
+
+
+@dataclass
+class ClusterReport:
+    scorecard: Scorecard
+    view: selectors.ScorecardView
+    chain: ChainVerification
+    rows: list[dict] = field(default_factory=list)
+    drills: list[dict] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+    evidence_total: int = 0
+    audit: list[AuditEvent] = field(default_factory=list)
+    appendix: list[dict] = field(default_factory=list)
+
+
+def _row_report(row_view, since: datetime, until: datetime, chain_ok: bool) -> dict:
+    row = row_view.row
+    guardrails = [
+        f"{label} {getattr(row, column):g}"
+        for column, _, label in GUARDRAILS.values()
+        if getattr(row, column) is not None
+    ]
+    targets = []
+    for metric in row_metrics(row.key):
+        value, source = target_for(row, metric)
+        if value is not None:
+            targets.append(f"{METRICS[metric].label} <= {value:g} {METRICS[metric].unit} ({source})")
+    for scope, values in row.targets.items():
+        if scope != "default":
+            targets += [f"{scope}: {METRICS[m].label} <= {v:g} {METRICS[m].unit}" for m, v in values.items()]
+    signoffs = list(SignOff.objects.filter(row=row, signed_at__range=(since, until)).order_by("-signed_at")[:50])
+    not_applicable = [c.check for c in row_view.checks if c.check.not_applicable]
+    return {
+        "view": row_view,
+        "guardrails": guardrails,
+        "targets": targets,
+        "signoffs": signoffs,
+        "not_applicable": not_applicable,
+        "untrusted": not chain_ok,
+    }
+
+
+def _drills(scorecard: Scorecard, since: datetime, until: datetime) -> list[dict]:
+    runs = (
+        apps.get_model("drills", "DrillRun")
+        .objects.filter(cluster_id=scorecard.cluster_id, created_at__range=(since, until))
+        .order_by("created_at")
+    )
+    return [
+        {
+            "run": run,
+            "figures": figure_rows(run),
+            "events": event_rows(run.events),
+            "guardrails": [
+                f"{name} {value}: {run.guardrail_sources.get(name, '')}" for name, value in run.guardrails.items()
+            ],  # fmt: skip
+        }
+        for run in runs
+    ]
+
+
+def cluster_report(scorecard: Scorecard, since: datetime, until: datetime) -> ClusterReport:
+    """Everything the PDF says of one scorecard; the chain is walked in full."""
+    chain = chain_walk(scorecard=scorecard)
+    (view,) = selectors.scorecard_views(scorecards=[scorecard], chains={scorecard.pk: chain})
+    period = Evidence.objects.filter(scorecard=scorecard, collected_at__range=(since, until))
+    report = ClusterReport(scorecard, view, chain)
+    report.rows = [_row_report(row_view, since, until, chain.ok) for row_view in view.rows]
+    report.drills = _drills(scorecard, since, until)
+    report.evidence_total = period.count()
+    report.evidence = list(period.select_related("check_obj").order_by("-seq")[:EVIDENCE_LIMIT])
+    report.audit = list(
+        AuditEvent.objects.filter(cluster_name=scorecard.cluster.name, at__range=(since, until))[:AUDIT_LIMIT]
+    )
+    latest = selectors.latest_evidence(Check.objects.filter(row__scorecard=scorecard))
+    report.appendix = [
+        {"check": check_view.check, "evidence": latest.get(check_view.check.pk)}
+        for row_view in view.rows
+        for check_view in row_view.checks
+    ]
+    return report
+
+
+def report_context(*, scorecards: list[Scorecard], since: datetime, until: datetime, generated_by: str) -> dict:
+    clusters = [cluster_report(scorecard, since, until) for scorecard in scorecards]
+    names = ", ".join(c.scorecard.cluster.name for c in clusters) or "no cluster"
+    return {
+        "clusters": clusters,
+        "since": since,
+        "until": until,
+        "generated_by": generated_by,
+        "generated_at": timezone.now(),
+        "title": f"Recovery readiness audit: {names}",
+        "statuses": [Status.PASS, Status.WARN, Status.FAIL, Status.ERROR, Status.STALE, Status.UNKNOWN],
+        "all_chains_ok": all(c.chain.ok for c in clusters),
+    }
+
+
+def render_pdf(context: dict) -> bytes:
+    """The PDF of a report context: fonts embedded, metadata from the document's head."""
+    from weasyprint import HTML
+
+    html = render_to_string("report/audit.html", context)
+    return HTML(string=html).write_pdf(pdf_identifier=b"recovery-readiness-audit")
+
+
+def audit_pdf(*, scorecards: list[Scorecard], since: datetime, until: datetime, generated_by: str) -> bytes:
+    return render_pdf(report_context(scorecards=scorecards, since=since, until=until, generated_by=generated_by))
+
+
+# --- exports: asked for on a page, built by a worker -------------------------------------------
+
+
+def export_request(*, scorecards: list[Scorecard], since: datetime, until: datetime, by: str):
+    """Record the export and queue its building on the default queue once committed."""
+    from django.db import transaction
+    from kombu.exceptions import OperationalError
+
+    from scorecard.models import AuditExport
+
+    with transaction.atomic():
+        export = AuditExport.objects.create(
+            requested_by=by,
+            since=since,
+            until=until,
+            cluster_names=", ".join(s.cluster.name for s in scorecards)[:500],
+        )
+        export.scorecards.set(scorecards)
+        period = {"since": since.isoformat(), "until": until.isoformat()}
+        audit.record("export.request", export, after={"clusters": export.cluster_names, **period})
+
+        def send():
+            from scorecard.tasks import build_audit_export
+
+            try:
+                build_audit_export.apply_async(args=[export.pk], queue=settings.AUDIT_EXPORT_QUEUE)
+            except OperationalError as exc:  # the broker refused: said on the export, not a 500
+                AuditExport.objects.filter(pk=export.pk).update(
+                    state=AuditExport.State.FAILED, error=f"could not be queued: {exc}"[:2000]
+                )
+
+        transaction.on_commit(send)
+    return export
+
+
+def export_build(*, export_id: int) -> None:
+    """A worker builds the PDF: claimed once, progress on the row, the file and its SHA-256 kept."""
+    import hashlib
+
+    from scorecard.models import AuditExport
+
+    claimed = AuditExport.objects.filter(pk=export_id, state=AuditExport.State.QUEUED).update(
+        state=AuditExport.State.RUNNING, progress="collecting the evidence"
+    )
+    if not claimed:
+        return
+    export = AuditExport.objects.get(pk=export_id)
+    try:
+        scorecards = list(export.scorecards.select_related("cluster").order_by("cluster__name"))
+        context = report_context(
+            scorecards=scorecards, since=export.since, until=export.until, generated_by=export.requested_by
+        )
+        AuditExport.objects.filter(pk=export_id).update(progress="rendering the PDF")
+        pdf = render_pdf(context)
+    except Exception as exc:  # recorded on the export for the page, and logged
+        import logging
+
+        logging.getLogger(__name__).exception("audit export %s failed", export_id)
+        AuditExport.objects.filter(pk=export_id).update(
+            state=AuditExport.State.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=timezone.now()
+        )
+        return
+    AuditExport.objects.filter(pk=export_id).update(
+        state=AuditExport.State.DONE,
+        progress="",
+        pdf=pdf,
+        sha256=hashlib.sha256(pdf).hexdigest(),
+        size=len(pdf),
+        finished_at=timezone.now(),
+    )
