@@ -19,11 +19,13 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	touch $@
 
 demo: check-python $(VENV)/.installed
+	scripts/ensure-system-packages pdf
 	SCORECARD_MODE=demo $(PY) manage.py demo
 
 # The production processes (gunicorn, a Celery worker, beat) against the PostgreSQL and Redis
 # the environment names; see README "Running in production".
 serve: check-python $(VENV)/.installed
+	scripts/ensure-system-packages pdf
 	scripts/serve
 
 # Tests run against PostgreSQL and Redis: the local servers unless DATABASE_URL and
@@ -32,7 +34,7 @@ serve: check-python $(VENV)/.installed
 # tests in one xdist_group run one after another in the same process.
 TEST_PROCESSES ?= 4
 test: check-python $(VENV)/.installed-dev
-	scripts/ensure-chromium
+	scripts/ensure-system-packages pdf browser
 	SCORECARD_MODE=test \
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15} \

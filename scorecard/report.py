@@ -5,6 +5,7 @@ The same inputs give the same document, apart from its generation time: the comm
 page build it with this one function.
 """
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -13,14 +14,16 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from scorecard import audit, selectors
+from scorecard import audit, selectors, svgchart
 from scorecard.evidence import ChainVerification, chain_walk
 from scorecard.models import AuditEvent, Check, Evidence, Scorecard, SignOff, Status
 from scorecard.presentation import event_rows, figure_rows
 from scorecard.targets import GUARDRAILS, METRICS, row_metrics, target_for
+from scorecard.trends import trends as trend_charts
 
 # The evidence list is the period's evidence, newest first, at most this many items.
 EVIDENCE_LIMIT = 10_000
+EVIDENCE_BLOCK = 40
 AUDIT_LIMIT = 5_000
 
 
@@ -33,8 +36,10 @@ class ClusterReport:
     drills: list[dict] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
     evidence_total: int = 0
+    evidence_lines: list[str] = field(default_factory=list)
     audit: list[AuditEvent] = field(default_factory=list)
     appendix: list[dict] = field(default_factory=list)
+    trends: list[tuple[str, str, str]] = field(default_factory=list)  # (title, what, svg)
 
 
 def _row_report(row_view, since: datetime, until: datetime, chain_ok: bool) -> dict:
@@ -64,12 +69,43 @@ def _row_report(row_view, since: datetime, until: datetime, chain_ok: bool) -> d
     }
 
 
+def timeline_svg(data: dict) -> str:
+    """A drill's availability timeline: each record's produce and end-to-end latency against its
+    send time (log scale), the fault shaded, the confirmed fault and recovery marked."""
+    records = data.get("records", [])
+    keys = ("fault_started_ms", "fault_ms", "recovery_started_ms", "recovery_ms", "tripped_ms")
+    seconds = {key: data[key] / 1000 for key in keys if data.get(key) is not None}
+    acked = [r for r in records if r[3] is not None and not r[5]]
+    consumed = [r for r in records if r[4] is not None]
+    marks = (
+        ("fault_ms", "fault confirmed"),
+        ("recovery_ms", "recovery confirmed"),
+        ("tripped_ms", "guardrail tripped"),
+    )
+    chart = svgchart.Chart(
+        lines=[
+            svgchart.Line("produce latency", [r[2] / 1000 for r in acked], [r[3] - r[2] for r in acked], True),
+            svgchart.Line("end-to-end", [r[2] / 1000 for r in consumed], [r[4] - r[2] for r in consumed], True),
+        ],
+        y_label="ms (log)",
+        x_time=False,
+        log_y=True,
+        marks=[(seconds[key], label) for key, label in marks if key in seconds],
+    )
+    if "fault_started_ms" in seconds:
+        end = seconds.get("recovery_started_ms", seconds.get("fault_ms", seconds["fault_started_ms"]))
+        chart.bands.append((seconds["fault_started_ms"], end, "fault"))
+    return svgchart.render(chart)
+
+
 def _drills(scorecard: Scorecard, since: datetime, until: datetime) -> list[dict]:
-    runs = (
+    runs = list(
         apps.get_model("drills", "DrillRun")
         .objects.filter(cluster_id=scorecard.cluster_id, created_at__range=(since, until))
         .order_by("created_at")
     )
+    timelines = apps.get_model("drills", "DrillTimeline").objects.filter(run__in=runs)
+    timelines = dict(timelines.values_list("run_id", "data"))
     return [
         {
             "run": run,
@@ -77,10 +113,23 @@ def _drills(scorecard: Scorecard, since: datetime, until: datetime) -> list[dict
             "events": event_rows(run.events),
             "guardrails": [
                 f"{name} {value}: {run.guardrail_sources.get(name, '')}" for name, value in run.guardrails.items()
-            ],  # fmt: skip
+            ],
+            "timeline": timeline_svg(timelines[run.pk]) if run.pk in timelines else "",
         }
         for run in runs
     ]
+
+
+def _trends(scorecard: Scorecard, since: datetime, until: datetime) -> list[tuple[str, str, str]]:
+    """The trend charts of the period, as on the trends page, drawn as SVG."""
+    days = max(1, math.ceil((until - since).total_seconds() / 86400))
+    charts = []
+    for chart in trend_charts(scorecard=scorecard, days=days, now=until):
+        lines = [svgchart.Line(s.name, [svgchart.epoch(x) for x in s.x], s.y) for s in chart.series]
+        period = (since.timestamp(), until.timestamp())
+        svg = svgchart.render(svgchart.Chart(lines, chart.unit, x_range=period))
+        charts.append((chart.title, f"{chart.row} · {chart.note}", svg))
+    return charts
 
 
 def cluster_report(scorecard: Scorecard, since: datetime, until: datetime) -> ClusterReport:
@@ -91,8 +140,16 @@ def cluster_report(scorecard: Scorecard, since: datetime, until: datetime) -> Cl
     report = ClusterReport(scorecard, view, chain)
     report.rows = [_row_report(row_view, since, until, chain.ok) for row_view in view.rows]
     report.drills = _drills(scorecard, since, until)
+    report.trends = _trends(scorecard, since, until)
     report.evidence_total = period.count()
     report.evidence = list(period.select_related("check_obj").order_by("-seq")[:EVIDENCE_LIMIT])
+    lines = [
+        f"#{e.seq} · {e.collected_at:%Y-%m-%d %H:%M:%S} · {e.get_row_key_display()} · "
+        f"{e.check_obj.get_kind_display()} · {e.status} · {e.summary}"
+        for e in report.evidence
+    ]
+    # Blocks of lines, not one per item nor one for all: what lays out fastest in WeasyPrint.
+    report.evidence_lines = ["\n".join(lines[i : i + EVIDENCE_BLOCK]) for i in range(0, len(lines), EVIDENCE_BLOCK)]
     report.audit = list(
         AuditEvent.objects.filter(cluster_name=scorecard.cluster.name, at__range=(since, until))[:AUDIT_LIMIT]
     )

@@ -175,3 +175,15 @@ def test_an_export_asked_on_the_page_is_built_by_a_worker_and_kept_with_its_hash
     assert client.get(reverse("scorecard-export-download", args=[export.pk])).status_code == 302  # anonymous
     bad = viewer.post(reverse("scorecard-exports"), {**form, "until": "nonsense"}, follow=True)
     assert "needs a valid period" in bad.content.decode() and AuditExport.objects.count() == 1
+
+
+def test_charts_are_vector_drawings_that_leave_unmeasured_points_out():
+    from scorecard import svgchart
+
+    chart = svgchart.Chart([svgchart.Line("write RTO", [0, 1, 2, 3], [3.0, None, 4.5, 5.0])], y_label="s", x_time=False)
+    svg = svgchart.render(chart)
+    assert svg.startswith("<svg") and svg.count('<path d="M') >= 3  # two runs of the line, and the axes
+    assert "write RTO" in svg and "nan" not in svg.lower()
+    assert svgchart.render(svgchart.Chart([svgchart.Line("none", [1, 2], [None, None])])) == ""
+    hostile = svgchart.render(svgchart.Chart([svgchart.Line("<script>x</script>", [1], [1.0])], x_time=False))
+    assert "<script>" not in hostile and "&lt;script&gt;" in hostile
