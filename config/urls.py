@@ -4,13 +4,14 @@ from django.contrib.auth.admin import GroupAdmin
 from django.contrib.auth.models import Group
 from django.urls import include, path
 
-from scorecard.admin import AuditEventAdmin, RolesAdminSite, RolesUserAdmin
-from scorecard.models import AuditEvent
+from scorecard.admin import AuditEventAdmin, RolesAdminSite, RolesUserAdmin, TeamAdmin
+from scorecard.models import AuditEvent, Team
 
 roles_admin = RolesAdminSite(name="admin")
 roles_admin.register(get_user_model(), RolesUserAdmin)
 roles_admin.register(Group, GroupAdmin)
 roles_admin.register(AuditEvent, AuditEventAdmin)
+roles_admin.register(Team, TeamAdmin)
 
 urlpatterns = [
     path("admin/", roles_admin.urls),

@@ -20,7 +20,8 @@ from scorecard.views import role_required
 @require_POST
 def checks_run(request, cluster_id: int):
     """The scorecard page's "Run checks now": every runnable check, on the cluster's queue."""
-    scorecard = get_object_or_404(Scorecard.objects.select_related("cluster"), cluster_id=cluster_id)
+    scorecards = Scorecard.objects.select_related("cluster").filter(roles.visible(request.user, "cluster__"))
+    scorecard = get_object_or_404(scorecards, cluster_id=cluster_id)
     try:
         runs = services.scorecard_run_checks(scorecard=scorecard, requested_by=request.user.get_username())
     except services.QueueUnavailable as exc:
@@ -34,7 +35,8 @@ def checks_run(request, cluster_id: int):
 @require_POST
 def check_run(request, check_id: int):
     """The check page's "Run now"."""
-    check = get_object_or_404(Check.objects.runnable().select_related("row__scorecard__cluster"), pk=check_id)
+    checks = Check.objects.runnable().filter(roles.visible(request.user, "row__scorecard__cluster__"))
+    check = get_object_or_404(checks.select_related("row__scorecard__cluster"), pk=check_id)
     try:
         services.check_run_request(check=check, requested_by=request.user.get_username())
     except services.QueueUnavailable as exc:
@@ -61,7 +63,7 @@ def _drill_form(cluster: Cluster, refusals: dict, data=None) -> DrillForm:
 
 @role_required("read")
 def drill_list(request, cluster_id: int):
-    cluster = get_object_or_404(Cluster, pk=cluster_id)
+    cluster = get_object_or_404(Cluster.objects.filter(roles.visible(request.user)), pk=cluster_id)
     if request.method != "POST":
         return _drill_page(request, cluster)
     roles.require(request.user, "start_drills")
@@ -119,7 +121,7 @@ def _targets_by_scenario(cluster: Cluster, scenarios: list) -> list[tuple[str, l
 @role_required("approve_drills")
 @require_POST
 def schedule_new(request, cluster_id: int):
-    cluster = get_object_or_404(Cluster, pk=cluster_id)
+    cluster = get_object_or_404(Cluster.objects.filter(roles.visible(request.user)), pk=cluster_id)
     form = DrillScheduleForm(request.POST, scenarios=[s for s, reason in _offered(cluster).items() if not reason])
     if form.is_valid():
         data = form.cleaned_data
@@ -146,19 +148,21 @@ def schedule_new(request, cluster_id: int):
 @role_required("approve_drills")
 @require_POST
 def schedule_delete(request, schedule_id: int):
-    schedule = get_object_or_404(DrillSchedule.objects.select_related("cluster"), pk=schedule_id)
+    visible = DrillSchedule.objects.select_related("cluster").filter(roles.visible(request.user, "cluster__"))
+    schedule = get_object_or_404(visible, pk=schedule_id)
     schedules.schedule_delete(schedule=schedule)
     messages.success(request, f"Removed the schedule {schedule}.")
     return redirect("drills-list", cluster_id=schedule.cluster_id)
 
 
-def _run(run_id: int) -> DrillRun:
-    return get_object_or_404(DrillRun.objects.select_related("cluster"), pk=run_id)
+def _run(request, run_id: int) -> DrillRun:
+    runs = DrillRun.objects.select_related("cluster").filter(roles.visible(request.user, "cluster__"))
+    return get_object_or_404(runs, pk=run_id)
 
 
 @role_required("read")
 def drill_detail(request, run_id: int):
-    run = _run(run_id)
+    run = _run(request, run_id)
     chart = None
     timeline = DrillTimeline.objects.filter(run=run).first()
     if timeline is not None:
@@ -176,7 +180,7 @@ def drill_detail(request, run_id: int):
 
 @role_required("read")
 def drill_progress(request, run_id: int):
-    run = _run(run_id)
+    run = _run(request, run_id)
     return JsonResponse(
         {
             "state": run.state,
@@ -202,7 +206,7 @@ def _may_act(request, run: DrillRun, action: str) -> None:
 @role_required("start_drills")
 @require_POST
 def drill_abort(request, run_id: int):
-    run = _run(run_id)
+    run = _run(request, run_id)
     _may_act(request, run, "abort")
     services.drill_run_abort_request(run=run, user=request.user.get_username())
     messages.info(request, "Abort requested: the drill stops its fault and runs the recovery.")
@@ -212,7 +216,7 @@ def drill_abort(request, run_id: int):
 @role_required("start_drills")
 @require_POST
 def drill_confirm_step(request, run_id: int):
-    run = _run(run_id)
+    run = _run(request, run_id)
     _may_act(request, run, "confirm a step of")
     if services.drill_step_confirm(run=run, user=request.user.get_username()):
         messages.success(request, f"Confirmed: {run.awaiting_step}")

@@ -51,3 +51,17 @@ class RolesUserAdmin(UserAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("groups")
+
+
+class TeamAdmin(admin.ModelAdmin):
+    """Teams: who sees which clusters (a cluster's team is set on the cluster's form)."""
+
+    list_display = ("name", "member_names")
+    filter_horizontal = ("members",)
+
+    @admin.display(description="members")
+    def member_names(self, team):
+        return ", ".join(user.get_username() for user in team.members.all()) or "none"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("members")

@@ -31,6 +31,7 @@ class ClusterForm(forms.ModelForm):
             "drills_allowed",
             "actuator",
             "actuator_commands",
+            "team",
         ]
         labels = {
             "ssl_ca_pem": "CA certificate (PEM)",
@@ -41,6 +42,7 @@ class ClusterForm(forms.ModelForm):
             "bootstrap_servers": "host:port, comma separated, e.g. kafka-1.internal:9092,kafka-2.internal:9092",
             "worker_queue": "The Celery queue whose workers can reach this cluster.",
             "environment": "e.g. production, staging, candidate: the overview filters on it.",
+            "team": "Only this team's members (and administrators) see the cluster; none: every role does.",
             "tags": "Comma separated, e.g. payments, eu-west, candidate-redpanda.",
             "expected_brokers": "Cluster health warns when fewer brokers answer.",
             "standby": "The cluster this one fails over or migrates to; adds the standby parity check.",
@@ -325,9 +327,9 @@ class OverviewFilterForm(forms.Form):
     tag = forms.ChoiceField(required=False)
     status = forms.ChoiceField(required=False)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        clusters = Cluster.objects.values_list("environment", "tags")
+        clusters = Cluster.objects.filter(roles.visible(user)).values_list("environment", "tags")
         environments = sorted({env for env, _ in clusters if env})
         tags = sorted({tag.strip() for _, tags in clusters for tag in tags.split(",") if tag.strip()})
         self.fields["environment"].choices = [("", "all environments"), *[(e, e) for e in environments]]
@@ -349,10 +351,14 @@ class CompareForm(forms.Form):
     """Two to four clusters to put side by side."""
 
     clusters = ClusterChoices(
-        queryset=Cluster.objects.order_by("name"),
+        queryset=Cluster.objects.none(),  # set per user: the clusters they may see
         widget=forms.CheckboxSelectMultiple,
         help_text="Choose two to four: the current cluster and the candidate platforms.",
     )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["clusters"].queryset = Cluster.objects.filter(roles.visible(user)).order_by("name")
 
     def clean_clusters(self):
         chosen = self.cleaned_data["clusters"]

@@ -59,6 +59,20 @@ class Actuator(models.TextChoices):
 LABEL_MESSAGE = "Use lower-case letters, digits, '-' or '_'."
 
 
+class Team(models.Model):
+    """The people who may see a team's clusters. A cluster without a team is shared: every
+    role reads it; administrators see every cluster."""
+
+    name = models.CharField(max_length=100, unique=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="teams")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 def validate_tags(value: str) -> None:
     tags = [tag.strip() for tag in value.split(",")]
     if value.strip() and (len(tags) > 20 or not all(re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", t) for t in tags)):
@@ -79,6 +93,7 @@ class Cluster(models.Model):
         max_length=40, blank=True, validators=[RegexValidator(r"^[a-z0-9][a-z0-9_-]*$", LABEL_MESSAGE)]
     )
     tags = models.CharField(max_length=300, blank=True, validators=[validate_tags])
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="clusters")
     security_protocol = models.CharField(
         max_length=20, choices=SecurityProtocol.choices, default=SecurityProtocol.PLAINTEXT
     )

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group, Permission
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
+from django.db.models import Q
 
 
 class Role(models.TextChoices):
@@ -45,6 +46,7 @@ def groups_sync(**_) -> None:
             perms = perms | Permission.objects.filter(
                 content_type__app_label="auth", codename__in=ADMIN_AUTH_PERMISSIONS
             )
+            perms = perms | Permission.objects.filter(content_type__app_label="scorecard", codename__endswith="_team")
         group.permissions.set(perms)
 
 
@@ -155,3 +157,13 @@ def user_changed(sender, instance, **_) -> None:
                 "user.update", instance, object_type="user", label=label,
                 before={field: stored[field]}, after={field: getattr(instance, field)},
             )  # fmt: skip
+
+
+def visible(user, path: str = "") -> Q:
+    """The clusters a user may see, as a filter on `path` (the way from the queried model to
+    its cluster, e.g. "row__scorecard__cluster__"): shared clusters and their teams' clusters;
+    administrators see every cluster."""
+    if can(user, "manage_clusters"):
+        # Always true, and still a real condition: an empty Q() vanishes inside `|` and exclude().
+        return Q(**{f"{path}pk__isnull": False})
+    return Q(**{f"{path}team__isnull": True}) | Q(**{f"{path}team__members": user})

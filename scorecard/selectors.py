@@ -167,10 +167,6 @@ def latest_signoffs(rows: list[Row]) -> dict[int, SignOff]:
     return {s.row_id: s for s in SignOff.objects.filter(pk__in=list(newest))}
 
 
-def scorecards_all() -> list[Scorecard]:
-    return list(Scorecard.objects.select_related("cluster").order_by("cluster__name"))
-
-
 def row_recent_evidence(*, scorecard: Scorecard, per_row: int) -> dict[str, list[Evidence]]:
     """The newest evidence of each row, at most `per_row` items each."""
     return {
@@ -252,10 +248,15 @@ class Attention:
     check: Check | None = None
 
 
-def overview(*, environment: str = "", tag: str = "", status: str = "", now: datetime | None = None):
-    """The overview's lines (filtered) and its attention list, in a fixed number of queries."""
+def overview(*, user, environment: str = "", tag: str = "", status: str = "", now: datetime | None = None):
+    """The overview of the clusters `user` may see (filtered) and its attention list, in a
+    fixed number of queries."""
+    from scorecard.roles import visible
+
     now = now or timezone.now()
-    scorecards = Scorecard.objects.select_related("cluster").order_by("cluster__name")
+    scorecards = (
+        Scorecard.objects.select_related("cluster").filter(visible(user, "cluster__")).order_by("cluster__name")
+    )
     if environment:
         scorecards = scorecards.filter(cluster__environment=environment)
     scorecards = [s for s in scorecards if not tag or tag in s.cluster.tag_list]

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -50,24 +51,31 @@ def role_required(codename: str):
     return decorate
 
 
-def _scorecard(cluster_id: int) -> Scorecard:
-    return get_object_or_404(Scorecard.objects.select_related("cluster"), cluster_id=cluster_id)
+# Each object is looked up among those the user may see (roles.visible): another team's cluster
+# is "not found", not "forbidden", so its existence is not disclosed either.
 
 
-def _check(check_id: int) -> Check:
-    return get_object_or_404(Check.objects.select_related("row__scorecard__cluster__standby"), pk=check_id)
+def _scorecard(request, cluster_id: int) -> Scorecard:
+    scorecards = Scorecard.objects.select_related("cluster").filter(roles.visible(request.user, "cluster__"))
+    return get_object_or_404(scorecards, cluster_id=cluster_id)
 
 
-def _row(row_id: int) -> Row:
-    return get_object_or_404(Row.objects.select_related("scorecard__cluster", "owner_user"), pk=row_id)
+def _check(request, check_id: int) -> Check:
+    checks = Check.objects.select_related("row__scorecard__cluster__standby")
+    return get_object_or_404(checks.filter(roles.visible(request.user, "row__scorecard__cluster__")), pk=check_id)
+
+
+def _row(request, row_id: int) -> Row:
+    rows = Row.objects.select_related("scorecard__cluster", "owner_user")
+    return get_object_or_404(rows.filter(roles.visible(request.user, "scorecard__cluster__")), pk=row_id)
 
 
 @role_required("read")
 def index(request):
     """The overview: every cluster by its five rows, filtered, and what needs attention."""
-    form = OverviewFilterForm(request.GET or None)
+    form = OverviewFilterForm(request.GET or None, user=request.user)
     filters = form.cleaned_data if form.is_valid() else {}
-    lines, attention = selectors.overview(**{k: v for k, v in filters.items() if v})
+    lines, attention = selectors.overview(user=request.user, **{k: v for k, v in filters.items() if v})
     return render(request, "scorecard/index.html", {"lines": lines, "attention": attention, "form": form})
 
 
@@ -94,7 +102,7 @@ def cluster_edit(request, cluster_id: int):
 
 @role_required("read")
 def scorecard_detail(request, cluster_id: int):
-    scorecard = _scorecard(cluster_id)
+    scorecard = _scorecard(request, cluster_id)
     chain = chain_verify(scorecard=scorecard)
     (view,) = selectors.scorecard_views(scorecards=[scorecard], chains={scorecard.pk: chain})
     return render(
@@ -115,7 +123,7 @@ def scorecard_detail(request, cluster_id: int):
 
 @role_required("edit_own_rows")
 def row_edit(request, row_id: int):
-    row = _row(row_id)
+    row = _row(request, row_id)
     if not services.row_may_edit(request.user, row):
         raise PermissionDenied(f"{row.title} is owned by someone else: its owner or an administrator edits it")
     form = RowForm(request.POST or None, instance=row, user=request.user)
@@ -129,7 +137,7 @@ def row_edit(request, row_id: int):
 @role_required("edit_own_rows")
 @require_POST
 def row_sign_off(request, row_id: int):
-    row = _row(row_id)
+    row = _row(request, row_id)
     form = SignOffForm(request.POST)
     if not form.is_valid():
         messages.error(request, "A sign-off needs a comment saying what was reviewed and accepted.")
@@ -146,7 +154,7 @@ def row_sign_off(request, row_id: int):
 
 @role_required("read")
 def row_evidence(request, row_id: int):
-    row = _row(row_id)
+    row = _row(request, row_id)
     before = request.GET.get("before", "")
     page = selectors.row_evidence_page(
         row=row, before=int(before) if before.isdecimal() and len(before) < 12 else None, per_page=HISTORY_PAGE_SIZE
@@ -169,13 +177,13 @@ def _check_page(request, check: Check, **bound):
 
 @role_required("read")
 def check_detail(request, check_id: int):
-    return _check_page(request, _check(check_id))
+    return _check_page(request, _check(request, check_id))
 
 
 @role_required("edit_checks")
 @require_POST
 def check_params(request, check_id: int):
-    check = _check(check_id)
+    check = _check(request, check_id)
     if check.kind not in catalog.SPECS:
         messages.error(request, f"{check.get_kind_display()} has no parameters.")
         return redirect("scorecard-check", check_id=check.pk)
@@ -193,7 +201,7 @@ def check_params(request, check_id: int):
 @role_required("edit_checks")
 @require_POST
 def check_schedule(request, check_id: int):
-    check = _check(check_id)
+    check = _check(request, check_id)
     form = ScheduleForm(request.POST, instance=check)
     if not form.is_valid():
         return _check_page(request, check, schedule=form)
@@ -206,7 +214,7 @@ def check_schedule(request, check_id: int):
 @require_POST
 def check_applicability(request, check_id: int):
     """Ask for NOT APPLICABLE, or withdraw it (a mark or a pending request)."""
-    check = _check(check_id)
+    check = _check(request, check_id)
     if request.POST.get("withdraw"):
         services.not_applicable_withdraw(check=check)
         messages.success(request, f"{check.get_kind_display()} applies again.")
@@ -226,7 +234,7 @@ def check_applicability(request, check_id: int):
 @role_required("approve_not_applicable")
 @require_POST
 def check_applicability_approve(request, check_id: int):
-    check = _check(check_id)
+    check = _check(request, check_id)
     try:
         services.not_applicable_approve(check=check, by=request.user.get_username())
     except ValidationError as exc:
@@ -240,7 +248,9 @@ def check_applicability_approve(request, check_id: int):
 def audit_list(request):
     """The whole audit trail, newest first, filtered by cluster, person, action or period."""
     form = AuditFilterForm(request.GET or None)
-    events = AuditEvent.objects.all()
+    # Events about another team's clusters stay with that team; events about no cluster (roles)
+    # are for every reader.
+    events = AuditEvent.objects.filter(Q(cluster__isnull=True) | roles.visible(request.user, "cluster__"))
     if form.is_valid():
         events = form.filter(events)
     page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
@@ -262,7 +272,7 @@ def csrf_failure(request, reason: str = ""):
 @role_required("read")
 def compare(request):
     """Clusters side by side: the page a platform team brings to an architecture decision."""
-    form = CompareForm(request.GET or None)
+    form = CompareForm(request.GET or None, user=request.user)
     comparison = None
     if form.is_valid():
         scorecards = Scorecard.objects.select_related("cluster").filter(cluster__in=form.cleaned_data["clusters"])
@@ -273,7 +283,7 @@ def compare(request):
 @role_required("read")
 def trends(request, cluster_id: int):
     """Each row's key measurements and the readiness over a chosen period."""
-    scorecard = _scorecard(cluster_id)
+    scorecard = _scorecard(request, cluster_id)
     days = request.GET.get("days", "30")
     days = int(days) if days.isdecimal() and len(days) < 4 and int(days) in TREND_PERIODS else 30
     now = timezone.now()
@@ -285,12 +295,18 @@ def trends(request, cluster_id: int):
     return render(request, "scorecard/trends.html", context)
 
 
+def _exports(request):
+    """Exports whose every scorecard the user may see."""
+    hidden = Scorecard.objects.exclude(roles.visible(request.user, "cluster__"))
+    return AuditExport.objects.exclude(scorecards__in=hidden)
+
+
 @role_required("read")
 def exports(request):
     """Audit PDFs asked for, newest first; a POST from a scorecard page asks for one."""
     if request.method == "POST":
         cluster = request.POST.get("cluster", "")
-        scorecard = _scorecard(int(cluster) if cluster.isdecimal() and len(cluster) < 12 else 0)
+        scorecard = _scorecard(request, int(cluster) if cluster.isdecimal() and len(cluster) < 12 else 0)
         form = ExportForm(request.POST)
         if not form.is_valid():
             problems = [" ".join(errors) for errors in form.errors.values()]
@@ -299,13 +315,13 @@ def exports(request):
         export = export_request(scorecards=[scorecard], by=request.user.get_username(), **form.cleaned_data)
         messages.success(request, f"Building the audit PDF of {export.cluster_names}: it appears below when ready.")
         return redirect("scorecard-exports")
-    listing = AuditExport.objects.defer("pdf")[:100]
+    listing = _exports(request).defer("pdf")[:100]
     return render(request, "scorecard/exports.html", {"exports": listing})
 
 
 @role_required("read")
 def export_download(request, export_id: int):
-    export = get_object_or_404(AuditExport, pk=export_id, state=AuditExport.State.DONE)
+    export = get_object_or_404(_exports(request), pk=export_id, state=AuditExport.State.DONE)
     response = HttpResponse(bytes(export.pdf), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="audit-{export.pk}.pdf"'
     response["X-Content-SHA256"] = export.sha256
