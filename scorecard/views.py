@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -277,7 +277,13 @@ def compare(request):
     if form.is_valid():
         scorecards = Scorecard.objects.select_related("cluster").filter(cluster__in=form.cleaned_data["clusters"])
         comparison = selectors.comparison(scorecards=list(scorecards.order_by("cluster__name")))
-    return render(request, "scorecard/compare.html", {"form": form, "comparison": comparison})
+    context = {
+        "form": form,
+        "comparison": comparison,
+        "export_since": timezone.now() - timedelta(days=30),
+        "export_until": timezone.now(),
+    }
+    return render(request, "scorecard/compare.html", context)
 
 
 @role_required("read")
@@ -305,18 +311,22 @@ def _exports(request):
 def exports(request):
     """Audit PDFs asked for, newest first; a POST from a scorecard page asks for one."""
     if request.method == "POST":
-        cluster = request.POST.get("cluster", "")
-        scorecard = _scorecard(request, int(cluster) if cluster.isdecimal() and len(cluster) < 12 else 0)
+        ids = [int(c) for c in request.POST.getlist("cluster") if c.isdecimal() and len(c) < 12][:10]
+        visible = Scorecard.objects.select_related("cluster").filter(roles.visible(request.user, "cluster__"))
+        scorecards = list(visible.filter(cluster_id__in=ids).order_by("cluster__name"))
+        if not scorecards or len(scorecards) != len(set(ids)):
+            raise Http404("no such cluster")
         form = ExportForm(request.POST)
         if not form.is_valid():
             problems = [" ".join(errors) for errors in form.errors.values()]
             messages.error(request, "The audit PDF needs a valid period: " + " ".join(problems))
-            return redirect("scorecard-detail", cluster_id=scorecard.cluster_id)
-        export = export_request(scorecards=[scorecard], by=request.user.get_username(), **form.cleaned_data)
+            return redirect("scorecard-detail", cluster_id=scorecards[0].cluster_id)
+        export = export_request(scorecards=scorecards, by=request.user.get_username(), **form.cleaned_data)
         messages.success(request, f"Building the audit PDF of {export.cluster_names}: it appears below when ready.")
         return redirect("scorecard-exports")
-    listing = _exports(request).defer("pdf")[:100]
-    return render(request, "scorecard/exports.html", {"exports": listing})
+    listing = list(_exports(request).defer("pdf")[:100])
+    building = any(export.state in (AuditExport.State.QUEUED, AuditExport.State.RUNNING) for export in listing)
+    return render(request, "scorecard/exports.html", {"exports": listing, "building": building})
 
 
 @role_required("read")

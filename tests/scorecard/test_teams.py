@@ -59,3 +59,19 @@ def test_a_viewer_of_another_team_cannot_download_its_audit_pdf(two_teams, role_
     member = role_client("viewer", "sam")
     Team.objects.get(name="search").members.add(user_with_role("sam", "viewer"))
     assert member.get(reverse("scorecard-export-download", args=[export.pk])).status_code == 200
+
+
+def test_an_audit_pdf_of_several_clusters_covers_only_clusters_one_may_see(
+    two_teams, django_capture_on_commit_callbacks
+):
+    viewer, mine, shared, theirs = two_teams["viewer"], two_teams["mine"], two_teams["shared"], two_teams["theirs"]
+    period = {"since": "2026-01-01", "until": "2026-02-01 00:00"}
+    url = reverse("scorecard-exports")
+    refused = viewer.post(url, {"cluster": [mine.cluster_id, theirs.cluster_id], **period})
+    assert refused.status_code == 404 and not AuditExport.objects.exists()
+    with django_capture_on_commit_callbacks():  # no worker here: only the request is checked
+        assert viewer.post(url, {"cluster": [mine.cluster_id, shared.cluster_id], **period}).status_code == 302
+    export = AuditExport.objects.get()
+    assert sorted(export.scorecards.values_list("cluster__name", flat=True)) == ["payments-eu", "shared"]
+    page = viewer.get(url).content.decode()
+    assert 'http-equiv="refresh"' in page  # queued: the list refreshes itself
