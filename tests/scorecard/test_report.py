@@ -99,8 +99,10 @@ def test_tampering_is_reported_on_the_cover(audited):
     with connection.cursor() as cursor:
         cursor.execute("UPDATE scorecard_evidence SET summary = 'rewritten' WHERE scorecard_id = %s AND seq = 1",
                        [audited.pk])  # fmt: skip
-    text = text_of(audit_pdf(scorecards=[audited], generated_by="a", **period()))
-    assert "UNTRUSTED" in text
+    updated = audit_pdf(scorecards=[audited], generated_by="a", **period())
+    cover = " ".join(PdfReader(io.BytesIO(updated)).pages[0].extract_text().split())
+    assert "THE EVIDENCE CHAIN IS BROKEN" in cover  # the tail, named first, is still missing
+    assert "UNTRUSTED" in text_of(updated)
 
 
 def test_the_command_and_the_function_give_the_same_document(audited, tmp_path):
@@ -142,7 +144,7 @@ def test_the_command_refuses_bad_arguments(audited, tmp_path, arguments, message
 
 @pytest.mark.django_db(transaction=True)
 def test_an_export_asked_on_the_page_is_built_by_a_worker_and_kept_with_its_hash(
-    audited, role_client, start_private_worker, settings, client
+    audited, role_client, start_private_worker, settings, client, tmp_path
 ):
     import hashlib
 
@@ -173,6 +175,12 @@ def test_an_export_asked_on_the_page_is_built_by_a_worker_and_kept_with_its_hash
     page = viewer.get(reverse("scorecard-exports")).content.decode()
     assert export.sha256 in page and "vera" in page
     assert client.get(reverse("scorecard-export-download", args=[export.pk])).status_code == 302  # anonymous
+    # The command gives the same document for the same inputs, apart from the generation time.
+    out = tmp_path / "command.pdf"
+    call_command("audit_pdf", "--cluster", "payments", "--since", export.since.isoformat(), "--until",
+                 export.until.isoformat(), "--by", "vera", "--output", str(out), stdout=io.StringIO())  # fmt: skip
+    same = re.compile(r"Generated \S+ \S+ UTC")
+    assert same.sub("", text_of(out.read_bytes())) == same.sub("", text_of(body))
     bad = viewer.post(reverse("scorecard-exports"), {**form, "until": "nonsense"}, follow=True)
     assert "needs a valid period" in bad.content.decode() and AuditExport.objects.count() == 1
 
