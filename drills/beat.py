@@ -50,11 +50,13 @@ class CheckScheduler(Scheduler):
         from drills.services import runs_never_queued_expire
         from drills.tasks import drill_watchdog, run_scheduled_check
         from scorecard.models import Check, Cluster
+        from scorecard.report import exports_expire
         from scorecard.tasks import sample_readiness, walk_chains
 
         close_old_connections()
         now = timezone.now()
         runs_never_queued_expire()
+        exports_expire()
         try:
             for schedule_id, outcome in schedules_tick(now).items():
                 if outcome not in ("nothing due", "busy"):

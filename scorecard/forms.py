@@ -367,6 +367,9 @@ class CompareForm(forms.Form):
         return chosen
 
 
+MAX_EXPORT_DAYS = 731
+
+
 class ExportForm(forms.Form):
     """The period of an audit PDF (UTC)."""
 
@@ -375,6 +378,9 @@ class ExportForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if data.get("since") and data.get("until") and data["since"] >= data["until"]:
-            raise forms.ValidationError("The period must start before it ends.")
+        if data.get("since") and data.get("until"):
+            if data["since"] >= data["until"]:
+                raise forms.ValidationError("The period must start before it ends.")
+            if (data["until"] - data["since"]).days > MAX_EXPORT_DAYS:
+                raise forms.ValidationError(f"A period of at most {MAX_EXPORT_DAYS} days.")
         return data

@@ -93,7 +93,8 @@ class Cluster(models.Model):
         max_length=40, blank=True, validators=[RegexValidator(r"^[a-z0-9][a-z0-9_-]*$", LABEL_MESSAGE)]
     )
     tags = models.CharField(max_length=300, blank=True, validators=[validate_tags])
-    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="clusters")
+    # PROTECT: deleting a team must not make its clusters (and their exports) shared.
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="clusters")
     security_protocol = models.CharField(
         max_length=20, choices=SecurityProtocol.choices, default=SecurityProtocol.PLAINTEXT
     )
@@ -194,6 +195,8 @@ class Cluster(models.Model):
                     errors["actuator_commands"] = str(exc)
         if self.standby_id and self.standby_id == self.pk:
             errors["standby"] = "A cluster cannot be its own standby."
+        elif self.standby_id and self.standby.team_id not in (None, self.team_id):
+            errors["standby"] = "The standby belongs to another team: its people could not see this cluster's checks."
         if errors:
             raise ValidationError(errors)
 
@@ -545,6 +548,7 @@ class AuditExport(models.Model):
     until = models.DateTimeField()
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
     progress = models.CharField(max_length=200, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     pdf = models.BinaryField(null=True, blank=True, editable=False)
     sha256 = models.CharField(max_length=64, blank=True)

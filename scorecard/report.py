@@ -7,10 +7,11 @@ page build it with this one function.
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.apps import apps
 from django.conf import settings
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -208,7 +209,8 @@ def export_request(*, scorecards: list[Scorecard], since: datetime, until: datet
         )
         export.scorecards.set(scorecards)
         period = {"since": since.isoformat(), "until": until.isoformat()}
-        audit.record("export.request", export, after={"clusters": export.cluster_names, **period})
+        for scorecard in scorecards:  # one event per cluster: each stays with its cluster's team
+            audit.record("export.request", export, cluster=scorecard.cluster, after=period)
 
         def send():
             from scorecard.tasks import build_audit_export
@@ -230,8 +232,12 @@ def export_build(*, export_id: int) -> None:
 
     from scorecard.models import AuditExport
 
-    claimed = AuditExport.objects.filter(pk=export_id, state=AuditExport.State.QUEUED).update(
-        state=AuditExport.State.RUNNING, progress="collecting the evidence"
+    # A RUNNING export that started before the task's hard time limit lost its worker: a
+    # redelivery of its message (acks-late) builds it again (exports_expire fails the others).
+    abandoned = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    claimable = Q(state=AuditExport.State.QUEUED) | Q(state=AuditExport.State.RUNNING, started_at__lt=abandoned)
+    claimed = AuditExport.objects.filter(claimable, pk=export_id).update(
+        state=AuditExport.State.RUNNING, progress="collecting the evidence", started_at=timezone.now()
     )
     if not claimed:
         return
@@ -259,3 +265,22 @@ def export_build(*, export_id: int) -> None:
         size=len(pdf),
         finished_at=timezone.now(),
     )
+
+
+def exports_expire() -> int:
+    """Beat, every few seconds: exports no worker picked up, or whose worker was lost, are
+    failed with the reason instead of showing "running" for ever. Returns how many."""
+    from scorecard.models import AuditExport
+
+    now = timezone.now()
+    lost = AuditExport.objects.filter(
+        state=AuditExport.State.RUNNING, started_at__lt=now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    ).update(state=AuditExport.State.FAILED, finished_at=now, progress="", error="the worker building it was lost")
+    never = AuditExport.objects.filter(
+        state=AuditExport.State.QUEUED, created_at__lt=now - timedelta(seconds=settings.RUN_QUEUE_TIMEOUT_SECONDS)
+    ).update(
+        state=AuditExport.State.FAILED,
+        finished_at=now,
+        error=f"not picked up by a worker on queue {settings.AUDIT_EXPORT_QUEUE} in time: is one serving it?",
+    )
+    return lost + never

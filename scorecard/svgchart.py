@@ -100,6 +100,8 @@ def render(chart: Chart) -> str:
     if x1 <= x0:
         x0, x1 = x0 - 1, x1 + 1
     ys = [y for _, y in points if not chart.log_y or y > 0]
+    if not ys:  # a log scale with nothing above zero: nothing to draw
+        return ""
     if chart.log_y:
         low, high = math.log10(max(min(ys), 1e-3)), math.log10(max(ys))
         low, high = math.floor(low), math.ceil(high) if high > low else math.floor(low) + 1

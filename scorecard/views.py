@@ -317,6 +317,12 @@ def exports(request):
         if not scorecards or len(scorecards) != len(set(ids)):
             raise Http404("no such cluster")
         form = ExportForm(request.POST)
+        busy = AuditExport.objects.filter(
+            requested_by=request.user.get_username(), state__in=[AuditExport.State.QUEUED, AuditExport.State.RUNNING]
+        )
+        if busy.exists():
+            messages.error(request, "Your previous audit PDF is still being built: wait for it first.")
+            return redirect("scorecard-exports")
         if not form.is_valid():
             problems = [" ".join(errors) for errors in form.errors.values()]
             messages.error(request, "The audit PDF needs a valid period: " + " ".join(problems))

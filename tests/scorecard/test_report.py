@@ -133,6 +133,7 @@ def test_an_empty_period_says_so(audited):
         ([], "name at least one --cluster, or --all"),
         (["--all", "--since", "yesterday"], "is not a date"),
         (["--all", "--since", "2026-01-02", "--until", "2026-01-01"], "--since must be before --until"),
+        (["--all", "--until", "0001-01-01"], "too early"),
     ],
 )
 def test_the_command_refuses_bad_arguments(audited, tmp_path, arguments, message):
@@ -195,3 +196,49 @@ def test_charts_are_vector_drawings_that_leave_unmeasured_points_out():
     assert svgchart.render(svgchart.Chart([svgchart.Line("none", [1, 2], [None, None])])) == ""
     hostile = svgchart.render(svgchart.Chart([svgchart.Line("<script>x</script>", [1], [1.0])], x_time=False))
     assert "<script>" not in hostile and "&lt;script&gt;" in hostile
+
+
+def test_the_command_says_when_it_cannot_write(audited, tmp_path):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="is not a directory"):
+        call_command("audit_pdf", "--all", "--output", str(tmp_path / "missing" / "x.pdf"), stdout=io.StringIO())
+
+
+def test_exports_lost_or_never_picked_up_are_failed_with_the_reason(audited, settings):
+    from scorecard.models import AuditExport
+    from scorecard.report import exports_expire
+
+    old = timezone.now() - timedelta(seconds=settings.RUN_QUEUE_TIMEOUT_SECONDS + settings.CELERY_TASK_TIME_LIMIT + 5)
+    lost = AuditExport.objects.create(requested_by="a", cluster_names="payments", since=old, until=old,
+                                      state="running", started_at=old)  # fmt: skip
+    never = AuditExport.objects.create(requested_by="a", cluster_names="payments", since=old, until=old,
+                                       created_at=old)  # fmt: skip
+    fresh = AuditExport.objects.create(requested_by="a", cluster_names="payments", since=old, until=old)
+    assert exports_expire() == 2
+    lost.refresh_from_db(), never.refresh_from_db(), fresh.refresh_from_db()
+    assert (lost.state, lost.error) == ("failed", "the worker building it was lost")
+    assert never.state == "failed" and "not picked up by a worker" in never.error and fresh.state == "queued"
+
+
+def test_one_export_at_a_time_and_a_bounded_period(audited, role_client, django_capture_on_commit_callbacks):
+    from django.urls import reverse
+
+    from scorecard.models import AuditExport
+
+    viewer = role_client("viewer", "vic")
+    url = reverse("scorecard-exports")
+    too_long = viewer.post(url, {"cluster": audited.cluster_id, "since": "2020-01-01", "until": "2026-01-01"},
+                           follow=True)  # fmt: skip
+    assert "at most 731 days" in too_long.content.decode() and not AuditExport.objects.exists()
+    form = {"cluster": audited.cluster_id, "since": "2026-01-01", "until": "2026-02-01"}
+    with django_capture_on_commit_callbacks():
+        viewer.post(url, form)
+    again = viewer.post(url, form, follow=True)
+    assert "still being built" in again.content.decode() and AuditExport.objects.count() == 1
+
+
+def test_a_log_chart_with_nothing_above_zero_draws_nothing():
+    from scorecard import svgchart
+
+    assert svgchart.render(svgchart.Chart([svgchart.Line("x", [1, 2], [0, -1], True)], log_y=True)) == ""

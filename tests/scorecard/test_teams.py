@@ -75,3 +75,16 @@ def test_an_audit_pdf_of_several_clusters_covers_only_clusters_one_may_see(
     assert sorted(export.scorecards.values_list("cluster__name", flat=True)) == ["payments-eu", "shared"]
     page = viewer.get(url).content.decode()
     assert 'http-equiv="refresh"' in page  # queued: the list refreshes itself
+
+
+def test_a_standby_must_be_shared_or_of_the_same_team(two_teams):
+    from django.core.exceptions import ValidationError
+
+    mine = two_teams["mine"].cluster
+    mine.standby = two_teams["theirs"].cluster
+    with pytest.raises(ValidationError, match="another team"):
+        mine.full_clean()
+    mine.standby = two_teams["shared"].cluster
+    mine.full_clean()
+    with pytest.raises(Exception, match="protected"):
+        Team.objects.get(name="search").delete()  # its clusters would become everyone's

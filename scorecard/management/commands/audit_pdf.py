@@ -39,9 +39,23 @@ class Command(BaseCommand):
             if missing:
                 raise CommandError(f"no cluster named {', '.join(missing)}")
         end = parse_moment(until) if until else timezone.now()
-        start = parse_moment(since) if since else end - timedelta(days=30)
+        try:
+            start = parse_moment(since) if since else end - timedelta(days=30)
+        except OverflowError:
+            raise CommandError("--until is too early for a 30-day period: give --since too") from None
         if start >= end:
             raise CommandError("--since must be before --until")
-        pdf = audit_pdf(scorecards=list(scorecards), since=start, until=end, generated_by=by)
-        Path(output).write_bytes(pdf)
+        target = Path(output)
+        if not target.parent.is_dir():
+            raise CommandError(f"{target.parent} is not a directory")
+        try:
+            pdf = audit_pdf(scorecards=list(scorecards), since=start, until=end, generated_by=by)
+        except (ImportError, OSError) as exc:  # WeasyPrint without Pango, fonts or the like
+            raise CommandError(
+                f"the PDF could not be rendered ({exc}): run scripts/ensure-system-packages pdf"
+            ) from None
+        try:
+            target.write_bytes(pdf)
+        except OSError as exc:
+            raise CommandError(f"could not write {target}: {exc.strerror}") from None
         self.stdout.write(self.style.SUCCESS(f"wrote {output}: {len(pdf):,} bytes"))
