@@ -5,22 +5,28 @@ The same inputs give the same document, apart from its generation time: the comm
 page build it with this one function.
 """
 
+import hashlib
+import logging
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.apps import apps
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from scorecard import audit, selectors, svgchart
 from scorecard.evidence import ChainVerification, chain_walk
-from scorecard.models import AuditEvent, Check, Evidence, Scorecard, SignOff, Status
+from scorecard.models import AuditEvent, AuditExport, Check, Evidence, Scorecard, SignOff, Status
 from scorecard.presentation import event_rows, figure_rows
 from scorecard.targets import GUARDRAILS, METRICS, row_metrics, target_for
 from scorecard.trends import trends as trend_charts
+
+log = logging.getLogger(__name__)
 
 # The evidence list is the period's evidence, newest first, at most this many items.
 EVIDENCE_LIMIT = 10_000
@@ -194,12 +200,7 @@ def audit_pdf(*, scorecards: list[Scorecard], since: datetime, until: datetime, 
 
 
 def export_request(*, scorecards: list[Scorecard], since: datetime, until: datetime, by: str):
-    """Record the export and queue its building on the default queue once committed."""
-    from django.db import transaction
-    from kombu.exceptions import OperationalError
-
-    from scorecard.models import AuditExport
-
+    """Record the export and queue its building on AUDIT_EXPORT_QUEUE once committed."""
     with transaction.atomic():
         export = AuditExport.objects.create(
             requested_by=by,
@@ -213,7 +214,7 @@ def export_request(*, scorecards: list[Scorecard], since: datetime, until: datet
             audit.record("export.request", export, cluster=scorecard.cluster, after=period)
 
         def send():
-            from scorecard.tasks import build_audit_export
+            from scorecard.tasks import build_audit_export  # tasks imports this module
 
             try:
                 build_audit_export.apply_async(args=[export.pk], queue=settings.AUDIT_EXPORT_QUEUE)
@@ -228,10 +229,6 @@ def export_request(*, scorecards: list[Scorecard], since: datetime, until: datet
 
 def export_build(*, export_id: int) -> None:
     """A worker builds the PDF: claimed once, progress on the row, the file and its SHA-256 kept."""
-    import hashlib
-
-    from scorecard.models import AuditExport
-
     # A RUNNING export that started before the task's hard time limit lost its worker: a
     # redelivery of its message (acks-late) builds it again (exports_expire fails the others).
     abandoned = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
@@ -250,9 +247,7 @@ def export_build(*, export_id: int) -> None:
         AuditExport.objects.filter(pk=export_id).update(progress="rendering the PDF")
         pdf = render_pdf(context)
     except Exception as exc:  # recorded on the export for the page, and logged
-        import logging
-
-        logging.getLogger(__name__).exception("audit export %s failed", export_id)
+        log.exception("audit export %s failed", export_id)
         AuditExport.objects.filter(pk=export_id).update(
             state=AuditExport.State.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=timezone.now()
         )
@@ -270,8 +265,6 @@ def export_build(*, export_id: int) -> None:
 def exports_expire() -> int:
     """Beat, every few seconds: exports no worker picked up, or whose worker was lost, are
     failed with the reason instead of showing "running" for ever. Returns how many."""
-    from scorecard.models import AuditExport
-
     now = timezone.now()
     lost = AuditExport.objects.filter(
         state=AuditExport.State.RUNNING, started_at__lt=now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
