@@ -89,10 +89,15 @@ def test_the_detector_finds_acknowledged_records_missing_after_injected_produce_
 
     cfg = config(fault_seconds=2, settle_seconds=2)
     plan = FaultPlan("inject produce errors", [Action("broker_down", 1)], [])
-    result = DrillEngine(
-        connection=private_sandbox.connection, actuator=InjectErrors(), plan=plan, config=cfg, hooks=Hooks()
-    ).run()
-    f = result.figures
+    # The mock's quirk is only an input here, and a timing one: on a busy machine a round of
+    # injected errors can miss every produce request. Up to three drills to get a lost record.
+    for _ in range(3):
+        result = DrillEngine(
+            connection=private_sandbox.connection, actuator=InjectErrors(), plan=plan, config=cfg, hooks=Hooks()
+        ).run()
+        f = result.figures
+        if f["rpo_acked_lost"]:
+            break
     assert f["rpo_acked_lost"] >= 1, f
     assert result.outcome == "failed"
     # Every missing record is one the client was told was acknowledged, but without an offset.
