@@ -119,8 +119,10 @@ def schedule_tick(schedule: DrillSchedule, now: datetime) -> str:
         since = schedule.created_at - _window_length(schedule.window_start, schedule.window_end)
     since = max(since, now - timedelta(days=LOOKBACK_DAYS))
     outcome = "nothing due"
-    for start, end in windows(schedule, since=since, until=now):
-        if now + _longest(schedule) > end:
+    due = windows(schedule, since=since, until=now)
+    longest = _longest(schedule) if due else None
+    for start, end in due:
+        if now + longest > end:
             _record(schedule, start, end, missed="the window passed before a drill could start and finish in it")
             outcome = "missed"
             continue

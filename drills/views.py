@@ -10,18 +10,17 @@ from drills.forms import DrillForm, DrillScheduleForm
 from drills.models import DrillRun, DrillSchedule, DrillTimeline
 from scorecard import audit, roles
 from scorecard.catalog import Scenario
-from scorecard.models import Check, Cluster, Row, Scorecard
+from scorecard.models import Check, Cluster, Row
 from scorecard.presentation import event_rows, figure_rows
 from scorecard.targets import METRICS, row_guardrails, targets_snapshot
-from scorecard.views import role_required
+from scorecard.views import _scorecard, role_required
 
 
 @role_required("run_checks")
 @require_POST
 def checks_run(request, cluster_id: int):
     """The scorecard page's "Run checks now": every runnable check, on the cluster's queue."""
-    scorecards = Scorecard.objects.select_related("cluster").filter(roles.visible(request.user, "cluster__"))
-    scorecard = get_object_or_404(scorecards, cluster_id=cluster_id)
+    scorecard = _scorecard(request, cluster_id)
     try:
         runs = services.scorecard_run_checks(scorecard=scorecard, requested_by=request.user.get_username())
     except services.QueueUnavailable as exc:
@@ -107,12 +106,13 @@ def _drill_page(request, cluster: Cluster, *, form=None, schedule_form=None):
 def _targets_by_scenario(cluster: Cluster, scenarios: list) -> list[tuple[str, list]]:
     """What a drill of each offered scenario would be judged against, from the rows."""
     rows = list(Row.objects.filter(scorecard__cluster=cluster))
+    snapshots = [
+        targets_snapshot({r.key: r for r in rows if r.key in services.drill_rows(scenario)}, scenario)
+        for scenario in scenarios
+    ]
     table = []
     for metric, spec in METRICS.items():
-        cells = []
-        for scenario in scenarios:
-            wanted = {r.key: r for r in rows if r.key in services.drill_rows(scenario)}
-            cells.append(targets_snapshot(wanted, scenario).get(metric))
+        cells = [snapshot.get(metric) for snapshot in snapshots]
         if any(cells):
             table.append((f"{spec.label} ({spec.unit})", cells))
     return table

@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.core.validators import RegexValidator
 
 from scorecard import catalog, roles, targets
-from scorecard.models import Check, Cluster, Row
+from scorecard.models import Check, Cluster, Row, split_tags
 from scorecard.selectors import STATUS_FILTERS
 
 
@@ -77,7 +77,7 @@ class ClusterForm(forms.ModelForm):
         return ",".join(entry.strip() for entry in self.cleaned_data["bootstrap_servers"].split(","))
 
     def clean_tags(self):
-        return ", ".join(dict.fromkeys(t.strip() for t in self.cleaned_data["tags"].split(",") if t.strip()))
+        return ", ".join(split_tags(self.cleaned_data["tags"]))
 
 
 class RowForm(forms.ModelForm):
@@ -331,7 +331,7 @@ class OverviewFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         clusters = Cluster.objects.filter(roles.visible(user)).values_list("environment", "tags")
         environments = sorted({env for env, _ in clusters if env})
-        tags = sorted({tag.strip() for _, tags in clusters for tag in tags.split(",") if tag.strip()})
+        tags = sorted({tag for _, tags in clusters for tag in split_tags(tags)})
         self.fields["environment"].choices = [("", "all environments"), *[(e, e) for e in environments]]
         self.fields["tag"].choices = [("", "all tags"), *[(t, t) for t in tags]]
         self.fields["status"].choices = [("", "any status"), *STATUS_FILTERS.items()]

@@ -73,6 +73,11 @@ class Team(models.Model):
         return self.name
 
 
+def split_tags(text: str) -> list[str]:
+    """Comma-separated tags, trimmed, empty ones dropped, each once."""
+    return list(dict.fromkeys(tag.strip() for tag in text.split(",") if tag.strip()))
+
+
 def validate_tags(value: str) -> None:
     tags = [tag.strip() for tag in value.split(",")]
     if value.strip() and (len(tags) > 20 or not all(re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", t) for t in tags)):
@@ -158,7 +163,7 @@ class Cluster(models.Model):
 
     @property
     def tag_list(self) -> list[str]:
-        return [tag.strip() for tag in self.tags.split(",") if tag.strip()]
+        return split_tags(self.tags)
 
     @property
     def uses_sasl(self) -> bool:

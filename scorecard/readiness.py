@@ -19,8 +19,7 @@ def readiness(*, scorecard: Scorecard, max_age: timedelta | None = None, now=Non
     if not chain.ok:
         reasons.append(f"evidence chain broken: {chain.reason}")
     for row in view.rows:
-        observed = [c.latest.collected_at for c in row.checks if c.latest and c.status != Status.NOT_APPLICABLE]
-        oldest = min(observed, default=None)
+        oldest = row.oldest_evidence
         age = (now - oldest).total_seconds() if oldest else None
         row_reasons = []
         if row.status != Status.PASS:

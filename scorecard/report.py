@@ -21,9 +21,9 @@ from kombu.exceptions import OperationalError
 
 from scorecard import audit, selectors, svgchart
 from scorecard.evidence import ChainVerification, chain_walk
-from scorecard.models import AuditEvent, AuditExport, Check, Evidence, Scorecard, SignOff, Status
+from scorecard.models import AuditEvent, AuditExport, Evidence, Scorecard, SignOff, Status
 from scorecard.presentation import event_rows, figure_rows
-from scorecard.targets import GUARDRAILS, METRICS, row_metrics, target_for
+from scorecard.targets import METRICS, guardrail_words, row_metrics, target_for
 from scorecard.trends import trends as trend_charts
 
 log = logging.getLogger(__name__)
@@ -51,11 +51,7 @@ class ClusterReport:
 
 def _row_report(row_view, since: datetime, until: datetime, chain_ok: bool) -> dict:
     row = row_view.row
-    guardrails = [
-        f"{label} {getattr(row, column):g}"
-        for column, _, label in GUARDRAILS.values()
-        if getattr(row, column) is not None
-    ]
+    guardrails = guardrail_words(row)
     targets = []
     for metric in row_metrics(row.key):
         value, source = target_for(row, metric)
@@ -160,9 +156,8 @@ def cluster_report(scorecard: Scorecard, since: datetime, until: datetime) -> Cl
     report.audit = list(
         AuditEvent.objects.filter(cluster_name=scorecard.cluster.name, at__range=(since, until))[:AUDIT_LIMIT]
     )
-    latest = selectors.latest_evidence(Check.objects.filter(row__scorecard=scorecard))
     report.appendix = [
-        {"check": check_view.check, "evidence": latest.get(check_view.check.pk)}
+        {"check": check_view.check, "evidence": check_view.latest}
         for row_view in view.rows
         for check_view in row_view.checks
     ]

@@ -85,11 +85,15 @@ def user_roles(user) -> list[str]:
     return [role for role in Role.values if role in names]
 
 
+def _known(role: str) -> None:
+    if role not in Role.values:
+        raise ValueError(f"unknown role {role!r}: one of {', '.join(Role.values)}")
+
+
 @transaction.atomic
 def role_assign(*, username: str, role: str, create: bool = False) -> tuple[AbstractBaseUser, bool]:
     """Give a user a role (creating the user when asked); returns (user, created)."""
-    if role not in Role.values:
-        raise ValueError(f"unknown role {role!r}: one of {', '.join(Role.values)}")
+    _known(role)
     users = get_user_model().objects
     user = users.filter(username=username).first()
     created = False
@@ -104,8 +108,7 @@ def role_assign(*, username: str, role: str, create: bool = False) -> tuple[Abst
 
 @transaction.atomic
 def role_remove(*, username: str, role: str) -> None:
-    if role not in Role.values:
-        raise ValueError(f"unknown role {role!r}: one of {', '.join(Role.values)}")
+    _known(role)
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         raise ValueError(f"no user {username!r}")

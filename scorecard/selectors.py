@@ -59,6 +59,12 @@ class RowView:
         return self.trusted and self.status == Status.PASS
 
     @property
+    def oldest_evidence(self) -> datetime | None:
+        """The least recent of the applicable checks' latest evidence (None: none ran)."""
+        observed = [c.latest.collected_at for c in self.checks if c.latest and c.status != Status.NOT_APPLICABLE]
+        return min(observed, default=None)
+
+    @property
     def signed(self) -> bool:
         return self.signoff is not None and not self.signoff_lapsed
 
@@ -164,7 +170,7 @@ def latest_evidence(checks, *, detail: bool = True) -> dict[int, Evidence]:
 def latest_signoffs(rows: list[Row]) -> dict[int, SignOff]:
     """The newest sign-off of each row, in one query."""
     newest = SignOff.objects.filter(row__in=rows).values("row").annotate(last=Max("id")).values_list("last", flat=True)
-    return {s.row_id: s for s in SignOff.objects.filter(pk__in=list(newest))}
+    return {s.row_id: s for s in SignOff.objects.filter(pk__in=Subquery(newest))}
 
 
 def row_recent_evidence(*, scorecard: Scorecard, per_row: int) -> dict[str, list[Evidence]]:
@@ -264,9 +270,9 @@ def overview(*, user, environment: str = "", tag: str = "", status: str = "", no
     drills = last_drills([s.cluster_id for s in scorecards])
     lines = []
     for view in views:
-        latest = [c.latest for r in view.rows for c in r.checks if c.status != Status.NOT_APPLICABLE]
-        observed = [e.collected_at for e in latest if e is not None]
-        line = OverviewLine(view, min(observed, default=None), sum(e is None for e in latest), [])
+        applicable = [c for r in view.rows for c in r.checks if c.status != Status.NOT_APPLICABLE]
+        oldest = min((r.oldest_evidence for r in view.rows if r.oldest_evidence), default=None)
+        line = OverviewLine(view, oldest, sum(c.latest is None for c in applicable), [])
         line.drills = drills.get(view.scorecard.cluster_id, [])
         if line.matches(status):
             lines.append(line)
@@ -400,8 +406,7 @@ def compare(*, scorecards: list[Scorecard]) -> list[ComparedCluster]:
     for view in views:
         ages, cost, unsupported = {}, {}, []
         for row in view.rows:
-            observed = [c.latest.collected_at for c in row.checks if c.latest and c.status != Status.NOT_APPLICABLE]
-            ages[row.row.key] = min(observed, default=None)
+            ages[row.row.key] = row.oldest_evidence
             for check_view in row.checks:
                 check, latest = check_view.check, check_view.latest
                 if check.not_applicable:

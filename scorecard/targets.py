@@ -104,6 +104,13 @@ GUARDRAILS = {
 }
 
 
+def guardrail_words(row) -> list[str]:
+    """The row's machine-enforced rollback parts, in words: "max produce error rate 0.05"."""
+    return [
+        f"{label} {getattr(row, field):g}" for field, _, label in GUARDRAILS.values() if getattr(row, field) is not None
+    ]
+
+
 def row_guardrails(rows) -> dict[str, tuple[float, str]]:
     """The strictest of each guardrail the rows set: {name: (value, "Row title row")}."""
     strictest: dict[str, tuple[float, str]] = {}

@@ -28,14 +28,9 @@ def get_item(mapping: dict, key):
 @register.filter
 def row_guardrail_text(row) -> str:
     """The row's machine-enforced rollback parts, in words."""
-    from scorecard.targets import GUARDRAILS
+    from scorecard.targets import guardrail_words
 
-    parts = []
-    for field, _, label in GUARDRAILS.values():
-        value = getattr(row, field)
-        if value is not None:
-            parts.append(f"{label} {value:g}")
-    return ", ".join(parts)
+    return ", ".join(guardrail_words(row))
 
 
 @register.filter
