@@ -157,11 +157,11 @@ def test_lag_catch_up_agrees_with_separate_clients_on_the_same_backlog(private_t
     for m in measured:
         assert abs(f["catch_up_records"] - m["catch_up_records"]) <= 0.02 * m["catch_up_records"], (f, m)
     low, high = min(m["catch_up_s"] for m in measured), max(m["catch_up_s"] for m in measured)
-    # Plus three of Tansu's fetch rounds (50 ms each): the drill's reader shares its process
-    # with a producer at 1,500 records/s, and under the full suite's load it needed up to two
-    # more rounds than the lone readers (0.607 s against 0.44-0.50 s). The 500 ms fetch backoff
-    # this test was written to catch adds ten.
-    assert 0.8 * low <= f["catch_up_s"] <= 1.2 * high + 0.15, (f["catch_up_s"], measured)
+    # Three of Tansu's fetch rounds (50 ms each) either way: under the full suite's load the
+    # drill's reader, sharing its process with a producer at 1,500 records/s, came out two rounds
+    # slower (0.607 s against 0.44-0.50 s) and once two faster (0.348 s against 0.45-0.56 s) than
+    # the lone readers. The 500 ms fetch backoff this test was written to catch adds ten.
+    assert 0.8 * low - 0.15 <= f["catch_up_s"] <= 1.2 * high + 0.15, (f["catch_up_s"], measured)
 
 
 def test_consumer_restart_resumes_from_the_committed_offset_without_a_gap(private_sandbox):
