@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 from django.urls import reverse
@@ -123,7 +124,11 @@ def test_a_finished_drill_shows_figures_and_the_timeline_from_local_static_files
     )
     html = user_client.get(reverse("drills-detail", args=[run.pk])).content.decode()
     assert "3.1 s" in html and "Availability timeline" in html
-    assert "/static/vendor/plotly.min.js" in html and "cdn" not in html.lower()
+    assert "/static/vendor/plotly.min.js" in html
+    # Every script comes from the app's own static files: a random nonce or token may
+    # contain the letters "cdn", so the sources themselves are what is checked.
+    sources = re.findall(r'<script[^>]*\bsrc="([^"]+)"', html)
+    assert sources and all(src.startswith("/static/") for src in sources), sources
 
 
 def command_cluster_form(commands: str) -> dict:
