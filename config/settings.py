@@ -94,6 +94,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "scorecard",
     "drills",
+    "api",
+    "ninja",
     "axes",
 ]
 

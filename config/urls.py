@@ -4,6 +4,7 @@ from django.contrib.auth.admin import GroupAdmin
 from django.contrib.auth.models import Group
 from django.urls import include, path
 
+from api.metrics import metrics
 from scorecard.admin import AuditEventAdmin, RolesAdminSite, RolesUserAdmin, TeamAdmin
 from scorecard.models import AuditEvent, Team
 
@@ -15,6 +16,7 @@ roles_admin.register(Team, TeamAdmin)
 
 urlpatterns = [
     path("admin/", roles_admin.urls),
+    path("metrics", metrics, name="metrics"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("scorecard.urls")),
