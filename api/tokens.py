@@ -62,7 +62,7 @@ def token_create(*, actor, owner=None, name: str, days: int | None = None) -> tu
     )  # fmt: skip
     audit.record(
         "token.create", row, object_type="api token", label=f"{owner.get_username()}: {row}",
-        actor=actor.get_username(), after={"user": owner.get_username(), "name": name, "expires_at": row.expires_at},
+        actor=actor.get_username(), after={"user": owner.get_username(), "name": name, "expires_at": audit.snapshot(row)["expires_at"]},
     )  # fmt: skip
     return row, token
 

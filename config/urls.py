@@ -5,6 +5,7 @@ from django.contrib.auth.models import Group
 from django.urls import include, path
 
 from api.metrics import metrics
+from api.v1 import api as api_v1
 from scorecard.admin import AuditEventAdmin, RolesAdminSite, RolesUserAdmin, TeamAdmin
 from scorecard.models import AuditEvent, Team
 
@@ -17,6 +18,7 @@ roles_admin.register(Team, TeamAdmin)
 urlpatterns = [
     path("admin/", roles_admin.urls),
     path("metrics", metrics, name="metrics"),
+    path("api/v1/", api_v1.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("scorecard.urls")),

@@ -35,6 +35,12 @@ def acting_as(name: str) -> Iterator[None]:
         _actor.reset(token)
 
 
+def act(name: str) -> None:
+    """Attribute the rest of the current request to `name`: an API token is authenticated after
+    the middleware has opened the request's `acting_as`, which still restores the value after."""
+    _actor.set(name or SYSTEM)
+
+
 def current_actor() -> str:
     return _actor.get()
 

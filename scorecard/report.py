@@ -194,9 +194,19 @@ def audit_pdf(*, scorecards: list[Scorecard], since: datetime, until: datetime, 
 # --- exports: asked for on a page, built by a worker -------------------------------------------
 
 
+class ExportBusy(Exception):
+    """The person's previous audit PDF is still being built."""
+
+
 def export_request(*, scorecards: list[Scorecard], since: datetime, until: datetime, by: str):
-    """Record the export and queue its building on AUDIT_EXPORT_QUEUE once committed."""
+    """Record the export and queue its building on AUDIT_EXPORT_QUEUE once committed; one export
+    at a time per person (each holds a worker for seconds and a PDF in memory)."""
     with transaction.atomic():
+        busy = AuditExport.objects.filter(
+            requested_by=by, state__in=[AuditExport.State.QUEUED, AuditExport.State.RUNNING]
+        )
+        if busy.exists():
+            raise ExportBusy("Your previous audit PDF is still being built: wait for it first.")
         export = AuditExport.objects.create(
             requested_by=by,
             since=since,

@@ -28,7 +28,7 @@ from scorecard.forms import (
     may_loosen,
 )
 from scorecard.models import AuditEvent, AuditExport, Check, Cluster, Row, Scorecard
-from scorecard.report import export_request
+from scorecard.report import ExportBusy, export_request
 from scorecard.trends import PERIODS as TREND_PERIODS
 from scorecard.trends import trends as trend_charts
 
@@ -317,17 +317,15 @@ def exports(request):
         if not scorecards or len(scorecards) != len(set(ids)):
             raise Http404("no such cluster")
         form = ExportForm(request.POST)
-        busy = AuditExport.objects.filter(
-            requested_by=request.user.get_username(), state__in=[AuditExport.State.QUEUED, AuditExport.State.RUNNING]
-        )
-        if busy.exists():
-            messages.error(request, "Your previous audit PDF is still being built: wait for it first.")
-            return redirect("scorecard-exports")
         if not form.is_valid():
             problems = [" ".join(errors) for errors in form.errors.values()]
             messages.error(request, "The audit PDF needs a valid period: " + " ".join(problems))
             return redirect("scorecard-detail", cluster_id=scorecards[0].cluster_id)
-        export = export_request(scorecards=scorecards, by=request.user.get_username(), **form.cleaned_data)
+        try:
+            export = export_request(scorecards=scorecards, by=request.user.get_username(), **form.cleaned_data)
+        except ExportBusy as exc:
+            messages.error(request, str(exc))
+            return redirect("scorecard-exports")
         messages.success(request, f"Building the audit PDF of {export.cluster_names}: it appears below when ready.")
         return redirect("scorecard-exports")
     listing = list(_exports(request).defer("pdf")[:100])
