@@ -4,6 +4,7 @@ from django.contrib.auth.admin import GroupAdmin
 from django.contrib.auth.models import Group
 from django.urls import include, path
 
+from api import views as api_views
 from api.metrics import metrics
 from api.v1 import api as api_v1
 from scorecard.admin import AuditEventAdmin, RolesAdminSite, RolesUserAdmin, TeamAdmin
@@ -19,6 +20,8 @@ urlpatterns = [
     path("admin/", roles_admin.urls),
     path("metrics", metrics, name="metrics"),
     path("api/v1/", api_v1.urls),
+    path("tokens/", api_views.token_list, name="api-tokens"),
+    path("tokens/<int:token_id>/revoke/", api_views.token_revoke, name="api-token-revoke"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("scorecard.urls")),
