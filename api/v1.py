@@ -308,8 +308,15 @@ clusters = Router(tags=["clusters"])
 
 
 @clusters.get("", response={200: s.ClusterPage, **REFUSALS}, summary="Clusters you may see")
-def cluster_list(request, cursor: str | None = None, limit: int = Query(100, ge=1, le=MAX_PAGE)):
+def cluster_list(
+    request,
+    name: str | None = Query(None, max_length=100, description="Only the cluster of this exact name."),
+    cursor: str | None = None,
+    limit: int = Query(100, ge=1, le=MAX_PAGE),
+):
     visible = Cluster.objects.select_related("team", "standby").filter(roles.visible(request.user))
+    if name is not None:
+        visible = visible.filter(name=name)
     return _page(visible, key="id", cursor=cursor, limit=limit, out=_cluster_out)
 
 

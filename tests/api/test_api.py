@@ -468,3 +468,33 @@ def test_an_audit_export_is_asked_for_listed_and_downloaded(as_role, monkeypatch
     backwards = {**body, "since": body["until"], "until": body["since"]}
     assert api.call("post", "/exports", backwards).status_code == 422
     assert api.call("post", "/exports", {**body, "clusters": [999999]}).status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_pipeline_script_exits_0_when_ready_1_when_not_and_2_when_it_cannot_tell(live_server):
+    import os
+    import subprocess
+
+    scorecard = ready_scorecard()
+    token = token_create(actor=user_with_role("pipeline", "viewer"), name="ci")[1]
+
+    def gate(*arguments, token=token):
+        env = {**os.environ, "SCORECARD_TOKEN": token}
+        done = subprocess.run(
+            ["/usr/bin/python3", "scripts/readiness-gate", "--url", live_server.url, *arguments],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        return done.returncode, done.stdout, done.stderr
+
+    assert gate("--cluster", "prod")[:2] == (0, "prod: READY, 5 of 5 rows proven\n")
+    time.sleep(1.1)
+    code, _, reasons = gate("--cluster", "prod", "--max-age", "1")
+    assert code == 1 and "s old (max 1 s)" in reasons
+    health = Check.objects.get(row__scorecard=scorecard, kind="cluster_health")
+    evidence_append(check=health, status="FAIL", summary="leaderless", measurements={}, collected_by="celery@w")
+    code, out, reasons = gate("--cluster", "prod", "--json")
+    assert code == 1 and json.loads(out)["ready"] is False and "Metadata recovery: status FAIL" in reasons
+    assert gate("--cluster", "nope")[0] == 2
+    code, _, error = gate("--cluster", "prod", token="rrs_bad_token")
+    assert code == 2 and "HTTP 401" in error
+    assert gate("--cluster", "prod", token="")[0] == 2
