@@ -60,10 +60,9 @@ def token_create(*, actor, owner=None, name: str, days: int | None = None) -> tu
         user=owner, name=name, prefix=prefix, digest=_digest(token), created_by=actor.get_username(),
         expires_at=timezone.now() + timedelta(days=days) if days else None,
     )  # fmt: skip
-    audit.record(
-        "token.create", row, object_type="api token", label=f"{owner.get_username()}: {row}",
-        actor=actor.get_username(), after={"user": owner.get_username(), "name": name, "expires_at": audit.snapshot(row)["expires_at"]},
-    )  # fmt: skip
+    after = {"user": owner.get_username(), "name": name, "expires_at": audit.snapshot(row)["expires_at"]}
+    label = f"{owner.get_username()}: {row}"
+    audit.record("token.create", row, object_type="api token", label=label, actor=actor.get_username(), after=after)
     return row, token
 
 

@@ -11,8 +11,9 @@ are the same whichever way a change comes in.
 import json
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
 from django.forms import Form
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
@@ -92,6 +93,12 @@ def _invalid(request, exc):
     if hasattr(exc, "error_dict"):
         return _error(request, 422, [{"loc": ["body", f], "msg": " ".join(m)} for f, m in exc.message_dict.items()])
     return _error(request, 422, [{"loc": ["body"], "msg": m} for m in exc.messages])
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request, exc):
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return _error(request, 413, f"the request body is larger than the {limit:,} bytes accepted")
 
 
 @api.exception_handler(drill_services.DrillRefused)
@@ -310,7 +317,9 @@ clusters = Router(tags=["clusters"])
 @clusters.get("", response={200: s.ClusterPage, **REFUSALS}, summary="Clusters you may see")
 def cluster_list(
     request,
-    name: str | None = Query(None, max_length=100, description="Only the cluster of this exact name."),
+    name: str | None = Query(
+        None, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$", description="Only the cluster of this name."
+    ),
     cursor: str | None = None,
     limit: int = Query(100, ge=1, le=MAX_PAGE),
 ):

@@ -498,3 +498,16 @@ def test_the_pipeline_script_exits_0_when_ready_1_when_not_and_2_when_it_cannot_
     code, _, error = gate("--cluster", "prod", token="rrs_bad_token")
     assert code == 2 and "HTTP 401" in error
     assert gate("--cluster", "prod", token="")[0] == 2
+
+
+def test_hostile_input_gets_a_clear_refusal_never_a_server_error(as_role):
+    api = as_role("viewer")
+    too_big = api.call("post", "/tokens", {"name": "x" * 3_000_000})
+    assert too_big.status_code == 413 and "bytes accepted" in too_big.json()["detail"]
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {api.token}"}
+    deep = api.client.post(f"{API}/tokens", "[" * 100_000, content_type="application/json", **headers)
+    assert deep.status_code == 400
+    assert api.call("post", "/tokens", {"name": "a\x00b"}).status_code == 422
+    assert api.get("/clusters", name="a\x00b").status_code == 422
+    assert api.get("/clusters/99999999999999999999/scorecard").status_code == 404
+    assert api.call("post", "/tokens", ["not", "an", "object"]).status_code == 422
