@@ -661,7 +661,7 @@ def export_get(request, export_id: int):
     "/exports/{export_id}/download",
     response={200: None, **REFUSALS},
     summary="Download a finished audit PDF",
-    openapi_extra={"responses": {"200": {"description": "The PDF", "content": {"application/pdf": {}}}}},
+    openapi_extra={"responses": {200: {"description": "The PDF", "content": {"application/pdf": {}}}}},
 )
 def export_download(request, export_id: int):
     export = get_object_or_404(_exports(request).defer(None), pk=export_id, state=AuditExport.State.DONE)
