@@ -456,6 +456,9 @@ class Evidence(models.Model):
             models.Index(fields=["scorecard", "row_key", "-seq"], name="evidence_row_history"),
             # A check's measurements over a period (trends).
             models.Index(fields=["check_obj", "collected_at"], name="evidence_check_by_time"),
+            # The API's evidence of a period: without it the newest-first scan walks every
+            # later item before reaching an old period.
+            models.Index(fields=["scorecard", "collected_at"], name="evidence_scorecard_by_time"),
         ]
 
     def __str__(self) -> str:
