@@ -307,8 +307,25 @@ class ExportPage(Page):
     items: list[ExportOut]
 
 
+class ConfigChange(Schema):
+    path: str
+    line: int = Field(description="The YAML line the change comes from.")
+    before: Any
+    after: Any
+
+
+class ConfigRefusal(Schema):
+    line: int
+    message: str
+
+
 class ConfigPlanOut(Schema):
+    cluster: str
+    cluster_id: int | None = Field(description="null until a new cluster is registered by applying.")
+    new: bool
+    changes: list[ConfigChange]
+    refusals: list[ConfigRefusal] = Field(description="Changes the token's roles may not make; nothing applies.")
+    warnings: list[str]
+    allowed: bool
+    digest: str = Field(description="Pass back as `digest` with apply=true to apply exactly the diff reviewed.")
     applied: bool
-    digest: str
-    changes: list[dict[str, Any]]
-    refusals: list[str]

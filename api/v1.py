@@ -29,6 +29,7 @@ from drills.models import DrillRun
 from drills.views import _drill_form, _offered
 from scorecard import audit, roles, selectors, services
 from scorecard.catalog import RowKey
+from scorecard.config_code import ConfigError, ConfigRefused, ConfigStale, config_apply, config_export, config_plan
 from scorecard.evidence import chain_verify
 from scorecard.forms import ClusterForm, ExportForm, ParamsForm, RowForm, ScheduleForm, may_loosen
 from scorecard.models import AuditExport, Check, Cluster, Evidence, Row, Scorecard
@@ -99,6 +100,12 @@ def _invalid(request, exc):
 def _too_big(request, exc):
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     return _error(request, 413, f"the request body is larger than the {limit:,} bytes accepted")
+
+
+@api.exception_handler(ConfigError)
+def _config_refused(request, exc):
+    status = 409 if isinstance(exc, ConfigStale) else 403 if isinstance(exc, ConfigRefused) else 422
+    return _error(request, status, [{"loc": ["body"], "line": line, "msg": m} for line, m in exc.errors])
 
 
 @api.exception_handler(drill_services.DrillRefused)
@@ -671,7 +678,69 @@ def export_download(request, export_id: int):
     return response
 
 
+as_code = Router(tags=["scorecard as code"])
+YAML_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/yaml": {"schema": {"type": "string"}}},
+        "description": "The scorecard as YAML (docs/config-as-code.md), at most 1 MB.",
+    }
+}
+YAML_ANSWER = {"responses": {200: {"description": "The YAML", "content": {"application/yaml": {}}}}}
+
+
+def _import(request, cluster: Cluster | None, apply: bool, digest: str | None) -> dict:
+    try:
+        text = request.body.decode()
+    except UnicodeDecodeError:
+        raise ValidationError({"body": ["the YAML is not UTF-8 text"]}) from None
+    if apply:
+        plan = config_apply(text=text, user=request.user, cluster=cluster, expected_digest=digest or None)
+    else:
+        plan = config_plan(text=text, user=request.user, cluster=cluster)
+    return {**plan.as_dict(), "applied": apply and bool(plan.changes)}
+
+
+@as_code.get(
+    "/clusters/{cluster_id}/config", response={200: None, **REFUSALS}, summary="The scorecard as YAML",
+    openapi_extra=YAML_ANSWER,
+)  # fmt: skip
+def config_get(request, cluster_id: int):
+    """Owners, rollback conditions and guardrails, targets, checks and their parameters and
+    schedules, drill schedules; never a secret, a NOT APPLICABLE mark or a sign-off."""
+    return HttpResponse(config_export(scorecard=_scorecard(request, cluster_id)), content_type="application/yaml")
+
+
+@as_code.post(
+    "/clusters/{cluster_id}/config", response={200: s.ConfigPlanOut, **WRITE_REFUSALS},
+    summary="Import YAML: the diff, or apply it", auth=needs("edit_checks"), openapi_extra=YAML_BODY,
+)  # fmt: skip
+def config_post(
+    request,
+    cluster_id: int,
+    apply: bool = Query(False, description="false (default): only the diff and refusals; true: apply all or nothing."),
+    digest: str | None = Query(None, max_length=64, description="The diff's digest: refuse if anything changed since."),
+):
+    """Validated as a whole (errors name their line: 422); each change needs the role its page
+    needs (403 lists the refusals); applied in one transaction, audited."""
+    return _import(request, _cluster(request, cluster_id), apply, digest)
+
+
+@as_code.post(
+    "/config", response={200: s.ConfigPlanOut, **WRITE_REFUSALS}, summary="Import YAML naming any cluster (admin)",
+    auth=needs("manage_clusters"), openapi_extra=YAML_BODY,
+)  # fmt: skip
+def config_post_any(
+    request,
+    apply: bool = Query(False, description="false (default): only the diff; true: apply, registering a new cluster."),
+    digest: str | None = Query(None, max_length=64),
+):
+    """The cluster the YAML names; registered if it does not exist yet."""
+    return _import(request, None, apply, digest)
+
+
 api.add_router("", me)
+api.add_router("", as_code)
 api.add_router("/clusters", clusters)
 api.add_router("", rows)
 api.add_router("", drills)

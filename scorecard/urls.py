@@ -1,6 +1,6 @@
 from django.urls import path
 
-from scorecard import views
+from scorecard import config_views, views
 
 urlpatterns = [
     path("", views.index, name="scorecard-index"),
@@ -8,6 +8,9 @@ urlpatterns = [
     path("clusters/<int:cluster_id>/", views.scorecard_detail, name="scorecard-detail"),
     path("clusters/<int:cluster_id>/edit/", views.cluster_edit, name="scorecard-cluster-edit"),
     path("clusters/<int:cluster_id>/trends/", views.trends, name="scorecard-trends"),
+    path("clusters/<int:cluster_id>/config.yaml", config_views.config_download, name="scorecard-config-export"),
+    path("clusters/<int:cluster_id>/config/import/", config_views.config_import, name="scorecard-config-import"),
+    path("config/import/", config_views.config_import_new, name="scorecard-config-import-new"),
     path("rows/<int:row_id>/edit/", views.row_edit, name="scorecard-row-edit"),
     path("rows/<int:row_id>/sign-off/", views.row_sign_off, name="scorecard-row-sign-off"),
     path("rows/<int:row_id>/evidence/", views.row_evidence, name="scorecard-row-evidence"),

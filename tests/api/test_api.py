@@ -93,6 +93,9 @@ OPERATIONS = {
     ("post", "/exports"): "viewer",
     ("get", "/exports/{export_id}"): "viewer",
     ("get", "/exports/{export_id}/download"): "viewer",
+    ("get", "/clusters/{cluster_id}/config"): "viewer",
+    ("post", "/clusters/{cluster_id}/config"): "operator",
+    ("post", "/config"): "admin",
 }
 # A valid body where one is needed: an outsider is refused for the object, not the body.
 BODIES = {("post", "/clusters/{cluster_id}/drills"): {"scenario": "broker_loss", "confirm": "hidden"}}
@@ -517,3 +520,39 @@ def test_hostile_input_gets_a_clear_refusal_never_a_server_error(as_role):
     assert api.get("/clusters", name="a\x00b").status_code == 422
     assert api.get("/clusters/99999999999999999999/scorecard").status_code == 404
     assert api.call("post", "/tokens", ["not", "an", "object"]).status_code == 422
+
+
+def yaml_post(api: Api, path: str, text: str, **query):
+    from urllib.parse import urlencode
+
+    url = f"{API}{path}" + (f"?{urlencode(query)}" if query else "")
+    return api.client.post(url, text, content_type="application/yaml", HTTP_AUTHORIZATION=f"Bearer {api.token}")
+
+
+def test_the_scorecard_as_yaml_through_the_api_diff_first_then_all_or_nothing(as_role):
+    scorecard = register("prod")
+    url = f"/clusters/{scorecard.cluster_id}/config"
+    exported = as_role("viewer").get(url)
+    assert exported.status_code == 200 and exported["Content-Type"] == "application/yaml"
+    text = exported.content.decode()
+    admin = as_role("admin")
+    same = yaml_post(admin, url, text).json()
+    assert same["changes"] == [] and same["allowed"] and not same["applied"]
+    changed = text.replace("owner: team", "owner: storage team", 1)
+    diff = yaml_post(admin, url, changed).json()
+    assert [c["path"] for c in diff["changes"]] == ["rows.durability.owner"] and not diff["applied"]
+    assert Row.objects.get(scorecard=scorecard, key="durability").owner == "team"  # a diff changes nothing
+    applied = yaml_post(admin, url, changed, apply="true", digest=diff["digest"]).json()
+    assert applied["applied"] and Row.objects.get(scorecard=scorecard, key="durability").owner == "storage team"
+    stale = yaml_post(admin, url, changed.replace("storage team", "other team"), apply="true", digest=diff["digest"])
+    assert stale.status_code == 409
+    broken = yaml_post(admin, url, text.replace("rows:", "rows: [", 1))
+    assert broken.status_code == 422 and broken.json()["detail"][0]["line"] > 0
+    secret = yaml_post(admin, url, text.replace("cluster:", "cluster:\n  sasl_password: hunter2", 1))
+    assert secret.status_code == 422 and "secrets are never imported" in json.dumps(secret.json())
+    operator = as_role("operator", "otto")
+    refused = yaml_post(operator, url, text.replace("worker_queue: default", "worker_queue: elsewhere"), apply="true")
+    assert refused.status_code == 403 and refused.json()["detail"][0]["line"] > 0
+    assert Cluster.objects.get(pk=scorecard.cluster_id).worker_queue == "default"
+    new = yaml_post(admin, "/config", text.replace("name: prod", "name: prod-copy", 1), apply="true").json()
+    assert new["new"] and new["applied"] and Cluster.objects.filter(name="prod-copy").exists()
