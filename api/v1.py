@@ -435,11 +435,34 @@ def evidence_list(
     evidence = Evidence.objects.filter(scorecard=scorecard).select_related("check_obj")
     filters = {"row_key": row, "check_obj_id": check, "status": status}
     evidence = evidence.filter(**{k: v for k, v in filters.items() if v is not None})
-    if since is not None:
-        evidence = evidence.filter(collected_at__gte=_aware(since))
-    if until is not None:
-        evidence = evidence.filter(collected_at__lt=_aware(until))
+    if since is not None or until is not None:
+        evidence = _period(evidence, scorecard, since and _aware(since), until and _aware(until))
     return _page(evidence, key="-seq", cursor=cursor, limit=limit, out=_evidence_out)
+
+
+# Evidence is appended under a lock on its scorecard and stamped with the appending process's
+# clock: collected_at follows seq, but for the skew between hosts' clocks (assumed below this).
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _period(evidence, scorecard: Scorecard, since: datetime | None, until: datetime | None):
+    """The period as a filter on collected_at, plus a seq range that holds it, found with the
+    (scorecard, collected_at) index, so the newest-first scan starts at the period instead of
+    walking every later item. Items before (in seq) one stamped more than the skew before
+    `since` are before `since`; items from one stamped more than the skew after `until` on are
+    after `until`."""
+    stamps = Evidence.objects.filter(scorecard=scorecard).values_list("seq", flat=True)
+    if since is not None:
+        evidence = evidence.filter(collected_at__gte=since)
+        before = stamps.filter(collected_at__lt=since - CLOCK_SKEW).order_by("-collected_at").first()
+        if before is not None:
+            evidence = evidence.filter(seq__gt=before)
+    if until is not None:
+        evidence = evidence.filter(collected_at__lt=until)
+        after = stamps.filter(collected_at__gte=until + CLOCK_SKEW).order_by("collected_at").first()
+        if after is not None:
+            evidence = evidence.filter(seq__lt=after)
+    return evidence
 
 
 def _aware(moment: datetime) -> datetime:

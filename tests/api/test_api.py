@@ -556,3 +556,26 @@ def test_the_scorecard_as_yaml_through_the_api_diff_first_then_all_or_nothing(as
     assert Cluster.objects.get(pk=scorecard.cluster_id).worker_queue == "default"
     new = yaml_post(admin, "/config", text.replace("name: prod", "name: prod-copy", 1), apply="true").json()
     assert new["new"] and new["applied"] and Cluster.objects.filter(name="prod-copy").exists()
+
+
+def test_an_evidence_period_is_exact_whatever_the_clock_skew_below_five_minutes(as_role):
+    from datetime import UTC, datetime
+
+    scorecard = register("prod")
+    check = check_of(scorecard)
+    for n in range(40):
+        evidence_append(check=check, status="PASS", summary=f"n{n}", measurements={}, collected_by="celery@w")
+    # Stamps an hour apart, with every third item from a host whose clock is 4 minutes behind.
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    stamps = {seq: base + timedelta(hours=seq) - timedelta(minutes=4 if seq % 3 == 0 else 0) for seq in range(1, 41)}
+    with connection.cursor() as cursor:
+        for seq, stamp in stamps.items():
+            cursor.execute("UPDATE scorecard_evidence SET collected_at = %s WHERE scorecard_id = %s AND seq = %s",
+                           [stamp, scorecard.pk, seq])  # fmt: skip
+    api = as_role("viewer")
+    url = f"/clusters/{scorecard.cluster_id}/evidence"
+    for since_h, until_h in ((3, 9), (0, 40), (12, 13), (20, 60), (-5, 2)):
+        since, until = base + timedelta(hours=since_h, minutes=-2), base + timedelta(hours=until_h, minutes=-2)
+        expected = sorted((seq for seq, stamp in stamps.items() if since <= stamp < until), reverse=True)
+        got = api.get(url, since=since.isoformat(), until=until.isoformat(), limit=500).json()["items"]
+        assert [item["seq"] for item in got] == expected, (since_h, until_h)
