@@ -5,6 +5,7 @@ and DEBUG is off. SCORECARD_MODE=demo or SCORECARD_MODE=test opt in to the embed
 defaults (SQLite and Celery's filesystem transport under var/); the page footer says so.
 """
 
+import ipaddress
 import re
 from pathlib import Path
 
@@ -263,6 +264,17 @@ CELERY_BEAT_SCHEDULER = "drills.beat:CheckScheduler"
 CELERY_BEAT_MAX_LOOP_INTERVAL = 5
 # A running drill beats every 0.5 s; the watchdog recovers drills silent for longer than this.
 DRILL_HEARTBEAT_STALE_SECONDS = env_int("DRILL_HEARTBEAT_STALE_SECONDS", 30, minimum=5, maximum=3600)
+
+# /metrics answers only addresses in these networks (comma-separated CIDRs; unset: any address
+# with a token). Behind a proxy REMOTE_ADDR is the proxy's: restrict there (docs/metrics.md).
+METRICS_ALLOWED_NETWORKS = []
+for _cidr in env_list("METRICS_ALLOWED_NETWORKS", []):
+    try:
+        METRICS_ALLOWED_NETWORKS.append(ipaddress.ip_network(_cidr))
+    except ValueError as _error:
+        raise ImproperlyConfigured(
+            f"METRICS_ALLOWED_NETWORKS must be comma-separated networks such as 10.0.0.0/8 or fd00::/8; {_error}"
+        ) from None
 
 # Where `manage.py sandbox` writes the sandbox cluster's bootstrap address and socket.
 SANDBOX_STATE_FILE = Path(env_str("SANDBOX_STATE_FILE") or VAR_DIR / "sandbox" / "state.json")
