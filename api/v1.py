@@ -185,10 +185,10 @@ def _evidence_out(evidence: Evidence, kind: str = "") -> dict:
     }  # fmt: skip
 
 
-def _check_out(view: selectors.CheckView) -> dict:
+def _check_out(view: selectors.CheckView, row_key: str) -> dict:
     check = view.check
     return {
-        "id": check.pk, "row": view.check.row.key if "row" in check._state.fields_cache else "",
+        "id": check.pk, "row": row_key,
         "kind": check.kind, "title": check.get_kind_display(), "status": view.status, "params": check.params,
         "interval_seconds": check.interval_seconds, "max_age_seconds": check.max_age_seconds,
         "not_applicable": check.not_applicable, "not_applicable_reason": check.not_applicable_reason,
@@ -200,7 +200,7 @@ def _check_out(view: selectors.CheckView) -> dict:
 def _row_out(view: selectors.RowView) -> dict:
     row = view.row
     signoff = view.signoff
-    checks = [{**_check_out(c), "row": row.key} for c in view.checks]
+    checks = [_check_out(c, row.key) for c in view.checks]
     return {
         "id": row.pk, "key": row.key, "title": row.title, "status": view.status, "proven": view.proven,
         "trusted": view.trusted, "owner": row.owner, "owner_contact": row.owner_contact,
@@ -553,7 +553,7 @@ def row_patch(request, row_id: int, body: s.RowPatch):
 @rows.get("/checks/{check_id}", response={200: s.CheckOut, **REFUSALS}, summary="One check")
 def check_get(request, check_id: int):
     check = _check(request, check_id)
-    return _check_out(selectors.check_view(check=check))
+    return _check_out(selectors.check_view(check=check), check.row.key)
 
 
 @rows.patch(

@@ -579,3 +579,23 @@ def test_an_evidence_period_is_exact_whatever_the_clock_skew_below_five_minutes(
         expected = sorted((seq for seq, stamp in stamps.items() if since <= stamp < until), reverse=True)
         got = api.get(url, since=since.isoformat(), until=until.isoformat(), limit=500).json()["items"]
         assert [item["seq"] for item in got] == expected, (since_h, until_h)
+
+
+def test_list_and_scorecard_queries_do_not_grow_with_the_evidence(as_role):
+    from django.test.utils import CaptureQueriesContext
+
+    scorecard = register("prod")
+    check = check_of(scorecard)
+    api = as_role("viewer")
+    api.get("/me")  # the token's first use is recorded once a minute: not part of what is counted
+
+    def queries(path: str) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert api.get(path).status_code == 200
+        return len(captured)
+
+    paths = [f"/clusters/{scorecard.cluster_id}/scorecard", f"/clusters/{scorecard.cluster_id}/evidence?limit=100"]
+    before = [queries(path) for path in paths]
+    for n in range(60):
+        evidence_append(check=check, status="PASS", summary=f"n{n}", measurements={}, collected_by="celery@w")
+    assert [queries(path) for path in paths] == before
