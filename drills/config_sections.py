@@ -11,12 +11,15 @@ from django.core.exceptions import ValidationError
 
 from drills import schedules, services
 from drills.models import DrillSchedule
-from scorecard import audit
+from scorecard import audit, catalog
 from scorecard.catalog import Scenario
 from scorecard.config_code import Section, register_section
 from scorecard.models import Cluster
 
 FIELDS = ("scenario", "weekdays", "window_start", "window_end", "time_zone", "enabled", "params")
+# What the drills page's schedule form stores (drills.forms.DrillScheduleForm.params): the page
+# shows and edits schedules in these terms, so a file may set no other parameter.
+PARAMS = ("fault_seconds", "max_duration_seconds")
 
 
 def _time_text(value: time) -> str:
@@ -71,6 +74,8 @@ def clean(item: dict, cluster: Cluster) -> dict:
         errors["enabled"] = "expected true or false"
     if not isinstance(params, dict):
         errors["params"] = "expected a mapping of drill parameters"
+    else:
+        params = _params(params, errors)
     if errors:
         raise ValidationError(errors)
     schedules.validate_schedule(scenario=scenario, weekdays=weekdays, window_start=window_start,
@@ -88,6 +93,19 @@ def clean(item: dict, cluster: Cluster) -> dict:
             params=params,
         )  # fmt: skip
     )
+
+
+def _params(params: dict, errors: dict) -> dict:
+    """The parameters the form takes, checked and typed by the catalogue as the form's are."""
+    for name in params.keys() - set(PARAMS):
+        errors[f"params.{name}"] = f"not a parameter of a scheduled drill; allowed: {', '.join(PARAMS)}"
+    params = {name: params[name] for name in PARAMS if name in params}
+    try:
+        parsed = vars(catalog.parse("drill", params))
+    except catalog.ParamError as exc:
+        errors.update({f"params.{name}": message for name, message in exc.errors.items()})
+        return params
+    return {name: parsed[name] for name in params}
 
 
 def apply(*, cluster: Cluster, removed: list[dict], added: list[dict], by: str) -> None:

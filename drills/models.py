@@ -257,7 +257,16 @@ class DrillSchedule(models.Model):
 
     @property
     def params_text(self) -> str:
-        return ", ".join(f"{name.replace('_', ' ')} {value:g}" for name, value in sorted(self.params.items()))
+        # The page lists every schedule: a value it did not expect (stored before imports were
+        # checked like the form) is shown as it is, never an error page.
+        def text(value) -> str:
+            try:
+                return f"{value:g}"
+            except (TypeError, ValueError, OverflowError):  # text, null, a list; an int too large for a float
+                return str(value)
+
+        params = self.params if isinstance(self.params, dict) else {}
+        return ", ".join(f"{name.replace('_', ' ')} {text(value)}" for name, value in sorted(params.items()))
 
     @property
     def window_text(self) -> str:

@@ -251,9 +251,12 @@ def _check(param: Param, value: Any) -> Any:
     if param.kind in ("int", "float"):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"must be a number, not {value!r}")
-        if param.kind == "int" and not float(value).is_integer():
-            raise ValueError("must be a whole number")
-        value = int(value) if param.kind == "int" else float(value)
+        try:
+            if param.kind == "int" and not float(value).is_integer():
+                raise ValueError("must be a whole number")
+            value = int(value) if param.kind == "int" else float(value)
+        except OverflowError:  # an int too large for a float: outside the range, on one side or the other
+            raise ValueError(f"must be between {param.minimum:g} and {param.maximum:g}") from None
         if value != value or value in (float("inf"), float("-inf")):
             raise ValueError("must be a finite number")
         if param.minimum is not None and value < param.minimum:

@@ -15,6 +15,7 @@ same role rules, so each gets its usual audit event.
 
 import hashlib
 import json
+import logging
 import math
 import re
 from collections.abc import Callable
@@ -26,22 +27,41 @@ import yaml
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
-from django.db import models, transaction
+from django.db import DatabaseError, IntegrityError, models, transaction
 from django.utils.module_loading import autodiscover_modules
 
 from scorecard import audit, catalog, roles, services
 from scorecard.catalog import PROBE_ROWS, ProbeKind, RowKey
 from scorecard.forms import may_loosen
-from scorecard.models import Check, Cluster, Row, Scorecard, Team, split_tags
+from scorecard.models import Actuator, Check, Cluster, Row, Scorecard, Team, split_tags
 from scorecard.secrets import SecretUnreadable
 from scorecard.targets import GUARDRAILS, loosenings, validate_targets
+from scorecard.validators import validate_command_templates
 
+log = logging.getLogger(__name__)
+
+# libyaml parses large documents several times faster; the pure-Python parser is the fallback.
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 VERSION = 1
 MAX_BYTES = 1_000_000
 MAX_DEPTH = 12  # the schema needs 7 (rows.<key>.checks.<kind>.params.<name>: [..]); room for mistakes
+MAX_ERRORS = 100  # a broken 1 MB file can have 100,000 problems: the first ones are enough to act on
+MAX_SECTION_ITEMS = 50  # per cluster; each is validated and diffed one by one
+# Whole numbers are stored in 64-bit columns. A longer literal is refused before int() runs: a
+# base-60 one (1:2:3:...) takes quadratic time to build.
+MAX_INT = 2**63
+MAX_INT_CHARS = 70  # -0b and 64 binary digits, the longest way to write a value inside MAX_INT
 SECRET_MESSAGE = "secrets are never imported from YAML; set the SASL password on the cluster's page"
 SECRET_KEY = re.compile(r"passw(or)?d|passphrase|secret|token|private[_-]?key|api[_-]?key|credential", re.I)
-PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+# PEM and PGP armour. Matched in the source (for the exact line) and in the value with its
+# whitespace removed (a folded scalar, or a header spelt with escapes, hides it from the source).
+PRIVATE_KEY = re.compile(r"-----\s*BEGIN[A-Z0-9\s]*PRIVATE\s*KEY(\s*BLOCK)?\s*-----", re.I)
+# PostgreSQL text and jsonb cannot hold NUL, and no one means the other C0 controls; a lone
+# surrogate cannot be encoded at all.
+UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+# NEL and the Unicode line and paragraph separators are line breaks to a YAML reader: only
+# escaped in double quotes do they come back as they were.
+YAML_BREAKS = re.compile("[\x85\u2028\u2029]")
 HEADER = """\
 # The scorecard of {name} as code (manage.py scorecard_config, docs/config-as-code.md).
 # Never in this file: secrets (set the SASL password on the cluster's page), NOT APPLICABLE
@@ -56,7 +76,9 @@ class ConfigError(Exception):
     """The YAML was refused; `errors` holds every problem found as (line, message)."""
 
     def __init__(self, errors: Errors):
-        self.errors = sorted(errors)
+        self.errors = sorted(errors)[:MAX_ERRORS]
+        if len(errors) > MAX_ERRORS:
+            self.errors.append((0, f"and {len(errors) - MAX_ERRORS} more problems"))
         super().__init__("\n".join(f"line {line}: {message}" if line else message for line, message in self.errors))
 
     def lines(self, filename: str) -> list[str]:
@@ -169,7 +191,14 @@ class _Dumper(yaml.SafeDumper):
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
     # Times quoted: YAML 1.1 reads an unquoted 12:30 as a number (750), so show the safe way.
-    style = "|" if "\n" in value else "'" if re.fullmatch(r"\d\d:\d\d(:\d\d)?", value) else None
+    # Text with CR (typed in a browser) stays double-quoted with escapes, as the emitter picks:
+    # the pages keep CRLF as typed, so only the escaped form reimports exactly.
+    if YAML_BREAKS.search(value):
+        style = '"'
+    elif "\n" in value:
+        style = "|"
+    else:
+        style = "'" if re.fullmatch(r"\d\d:\d\d(:\d\d)?", value) else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
@@ -251,12 +280,23 @@ def _row_state(row: Row, checks: list[Check]) -> dict:
     }
 
 
+def _configured(cluster: Cluster, checks) -> list[Check]:
+    """The checks that are configuration. A standby parity check stays when its standby is
+    removed (checks keep their evidence), but it is left out until a standby is set again: a
+    cluster without a standby cannot have the check configured, so an export that held it could
+    not be imported into an empty database."""
+    return [c for c in checks if c.kind != ProbeKind.STANDBY_PARITY or cluster.standby_id]
+
+
 def _state(cluster: Cluster) -> dict:
     rows = Row.objects.filter(scorecard__cluster=cluster).select_related("owner_user").prefetch_related("checks")
     return {
         "version": VERSION,
         "cluster": _cluster_state(cluster),
-        "rows": {row.key: _row_state(row, list(row.checks.all())) for row in sorted(rows, key=lambda r: r.position)},
+        "rows": {
+            row.key: _row_state(row, _configured(cluster, row.checks.all()))
+            for row in sorted(rows, key=lambda r: r.position)
+        },
         **{section.key: section.export(cluster) for section in sections()},
     }
 
@@ -298,7 +338,7 @@ def _check_events(text: str) -> None:
     aliases expand to billions of values), and nesting that would exhaust the recursion."""
     depth = documents = 0
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        for event in yaml.parse(text, Loader=LOADER):
             line = event.start_mark.line + 1
             if isinstance(event, yaml.DocumentStartEvent):
                 documents += 1
@@ -320,10 +360,12 @@ def parse_yaml(text: str) -> Document:
     """Plain values and the line of every key and list item. ConfigError for YAML that is
     malformed, too large or too deep; duplicate keys, unusual tags and secrets are left out of
     the values and listed in `errors`."""
-    if len(text.encode()) > MAX_BYTES:
+    if len(text.encode(errors="surrogatepass")) > MAX_BYTES:
         raise ConfigError([(0, f"the document is larger than {MAX_BYTES:,} bytes")])
+    if found := re.search(r"[\ud800-\udfff]", text):  # a str, not UTF-8: the parser could not even read it
+        raise ConfigError([(text.count("\n", 0, found.start()) + 1, "not text: a lone surrogate (\\ud800-\\udfff)")])
     _check_events(text)
-    loader = yaml.SafeLoader(text)
+    loader = LOADER(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -337,7 +379,26 @@ def parse_yaml(text: str) -> Document:
     return document
 
 
+def _text_problem(value: str, path: Path) -> str:
+    """Why a string is refused, or ''. Never repeats the value: it may be a secret."""
+    if found := UNSTORABLE.search(value):
+        return f"contains the character {found.group()!r}, which stored text cannot hold"
+    if PRIVATE_KEY.search(re.sub(r"\s+", "", value)):
+        return f"holds a private key: {SECRET_MESSAGE}"
+    if path[:2] == ("cluster", "actuator_commands") and _secret_argument(value):
+        # The commands are stored and shown in clear: a worker gives them credentials itself.
+        return "is an argument that carries a secret: secrets are never imported from YAML (the worker supplies them)"
+    return ""
+
+
+def _secret_argument(arg: str) -> bool:
+    """An option named like a secret (--password, --api-token=...) or an assignment (TOKEN=...)."""
+    name = arg.split("=", 1)[0] if "=" in arg else arg if arg.startswith("-") else ""
+    return bool(SECRET_KEY.search(name))
+
+
 def _build(node: yaml.Node, path: Path, lines: dict, errors: Errors, loader: yaml.SafeLoader, text: str) -> Any:
+    """Refused values are left out (None), reported in `errors`: nothing refused reaches a query."""
     line = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         value = {}
@@ -349,6 +410,9 @@ def _build(node: yaml.Node, path: Path, lines: dict, errors: Errors, loader: yam
             key = key_node.value
             if SECRET_KEY.search(key):
                 errors.append((key_line, f"{dotted((*path, key))}: {SECRET_MESSAGE}"))
+                continue
+            if problem := _text_problem(key, ()):
+                errors.append((key_line, f"{dotted(path) or 'top level'}: a key {problem}"))
                 continue
             if key in value:
                 first = lines[(*path, key)]
@@ -363,14 +427,26 @@ def _build(node: yaml.Node, path: Path, lines: dict, errors: Errors, loader: yam
             lines[(*path, index)] = item.start_mark.line + 1
             items.append(_build(item, (*path, index), lines, errors, loader, text))
         return items
-    if node.tag == TIMESTAMP_TAG:  # an unquoted date is still text here
-        return node.value
-    if node.tag not in SCALAR_TAGS:
+    if node.tag not in SCALAR_TAGS and node.tag != TIMESTAMP_TAG:
         errors.append((line, f"{dotted(path)}: the tag {node.tag} is not supported"))
         return None
-    value = loader.construct_object(node)
+    kind = node.tag.rsplit(":", 1)[1]
+    if kind == "int" and len(node.value.replace("_", "")) > MAX_INT_CHARS:
+        errors.append((line, f"{dotted(path)}: a whole number beyond ±2**63"))
+        return None
+    try:  # an unquoted date is still text here
+        value = node.value if node.tag == TIMESTAMP_TAG else loader.construct_object(node)
+    except (ValueError, KeyError, IndexError, OverflowError, TypeError):  # e.g. !!int abc, !!bool maybe
+        errors.append((line, f"{dotted(path)}: not a valid {kind} value"))
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and not -MAX_INT <= value < MAX_INT:
+        errors.append((line, f"{dotted(path)}: a whole number beyond ±2**63"))
+        return None
     if isinstance(value, str) and (found := PRIVATE_KEY.search(text, node.start_mark.index, node.end_mark.index)):
         errors.append((text.count("\n", 0, found.start()) + 1, f"{dotted(path)}: a private key: {SECRET_MESSAGE}"))
+        return None
+    if isinstance(value, str) and (problem := _text_problem(value, path)):
+        errors.append((line, f"{dotted(path)}: {problem}"))
         return None
     return value
 
@@ -519,7 +595,7 @@ def _clean(document: Document, target: Cluster | None, user, sasl_password: str)
     state = {
         "version": VERSION,
         "cluster": cluster_state,
-        "rows": _clean_rows(check, top.get("rows"), target, candidate),
+        "rows": _clean_rows(check, top.get("rows"), target, candidate, roles.can(user, "manage_clusters")),
     }
     for section in sections():
         state[section.key] = _clean_section(check, section, top.get(section.key), candidate)
@@ -536,6 +612,11 @@ def _clean_cluster(
     values = check.fields(raw, path, CLUSTER_SCHEMA, _cluster_state(Cluster()))
     values["tags"] = split_tags(", ".join(values["tags"]))
     values["bootstrap_servers"] = [entry.strip() for entry in values["bootstrap_servers"]]
+    for index, entry in enumerate(values["bootstrap_servers"]):
+        if "," in entry:  # stored joined by commas: it would come back as two entries, a change on every import
+            check.error(
+                (*path, "bootstrap_servers", index), "one host:port per entry: write each address as its own entry"
+            )
     candidate = Cluster.objects.get(pk=target.pk) if target else Cluster()
     for name in CLUSTER_SCHEMA.keys() - {"tags", "bootstrap_servers", "team", "standby"}:
         setattr(candidate, name, values[name])
@@ -567,10 +648,16 @@ def _clean_cluster(
             errors["sasl_password"] = [f"{m} ({SECRET_MESSAGE}, or give it to the import command)"
                                        for m in errors["sasl_password"]]  # fmt: skip
         check.model(errors, path, {"sasl_password": ("security_protocol",)})
+    if values["actuator_commands"] and candidate.actuator != Actuator.COMMAND:
+        # The model checks them only for the command actuator; kept for later, they must still be templates.
+        try:
+            validate_command_templates(values["actuator_commands"])
+        except ValueError as exc:
+            check.error((*path, "actuator_commands"), str(exc))
     return values, candidate
 
 
-def _clean_rows(check: _Checker, raw: Any, target: Cluster | None, candidate: Cluster) -> dict:
+def _clean_rows(check: _Checker, raw: Any, target: Cluster | None, candidate: Cluster, may_link: bool) -> dict:
     raw_rows = check.mapping(raw, ("rows",), RowKey.values)
     existing: dict[str, set[str]] = {key: set() for key in RowKey.values}
     owners = {}
@@ -579,13 +666,13 @@ def _clean_rows(check: _Checker, raw: Any, target: Cluster | None, candidate: Cl
             existing[row_key].add(kind)
         owners = dict(Row.objects.filter(scorecard__cluster=target).values_list("key", "owner_user_id"))
     return {
-        key: _clean_row(check, key, raw_rows.get(key), existing[key], owners.get(key), candidate)
+        key: _clean_row(check, key, raw_rows.get(key), existing[key], owners.get(key), candidate, may_link)
         for key in RowKey.values
     }
 
 
 def _clean_row(
-    check: _Checker, key: str, raw: Any, existing: set[str], owner_id: int | None, candidate: Cluster
+    check: _Checker, key: str, raw: Any, existing: set[str], owner_id: int | None, candidate: Cluster, may_link: bool
 ) -> dict:
     path = ("rows", key)
     raw = check.mapping(raw, path, list(ROW_SCHEMA))
@@ -598,7 +685,9 @@ def _clean_row(
     if values["owner_user"] is not None:
         owner = _user_named(values["owner_user"])
         # As on the row page: only active users are offered, but a deactivated owner may stay.
-        if owner is None or not (owner.is_active or owner.pk == owner_id):
+        # Said only to those who may link a login: to others the change is refused by role
+        # alone, so a diff does not tell them which usernames exist.
+        if may_link and (owner is None or not (owner.is_active or owner.pk == owner_id)):
             check.error((*path, "owner_user"), f"no active user named {values['owner_user']!r}")
     row = Row(key=key, owner_user=owner, **_row_fields(values))
     try:
@@ -638,10 +727,12 @@ def _clean_targets(check: _Checker, key: str, raw: dict, path: Path) -> dict:
 
 
 def _check_kinds(key: str, existing: set[str], candidate: Cluster) -> list[str]:
-    """The checks the row will have: the defaults, standby parity with a standby, and any it
-    has already (a check is never removed)."""
+    """The checks the row configures: the defaults, standby parity while there is a standby
+    (see `_configured`), and any other it has already (a check is never removed)."""
     kinds = {kind for kind in services.DEFAULT_PROBES if PROBE_ROWS[kind] == key} | existing
-    if candidate.standby is not None and PROBE_ROWS[ProbeKind.STANDBY_PARITY] == key:
+    if candidate.standby is None:
+        kinds.discard(ProbeKind.STANDBY_PARITY)
+    elif PROBE_ROWS[ProbeKind.STANDBY_PARITY] == key:
         kinds.add(ProbeKind.STANDBY_PARITY)
     return sorted(kinds - {ProbeKind.DRILL_RESULTS}, key=_kind_order)
 
@@ -652,8 +743,9 @@ def _clean_checks(check: _Checker, key: str, raw: dict, path: Path, existing: se
         ProbeKind.DRILL_RESULTS: "drill results are recorded by drills, not configured",
         **{kind: f"{kind} feeds the {row} row" for kind, row in PROBE_ROWS.items() if row != key},
     }
-    if candidate.standby is None and ProbeKind.STANDBY_PARITY not in kinds:
-        misplaced.setdefault(ProbeKind.STANDBY_PARITY, "standby parity needs a standby (cluster.standby)")
+    if candidate.standby is None:
+        misplaced.setdefault(ProbeKind.STANDBY_PARITY, "standby parity needs a standby (cluster.standby); "
+                             "without one it is not configured: remove it")  # fmt: skip
     for kind in misplaced.keys() & raw.keys():
         check.error((*path, kind), misplaced[kind])
     raw = check.mapping({k: v for k, v in raw.items() if k not in misplaced}, path, kinds)
@@ -691,14 +783,17 @@ def _clean_section(check: _Checker, section: Section, raw: Any, candidate: Clust
     if not ok:
         check.error((section.key,), f"expected {EXPECTED['list']}")
         return []
+    if len(raw) > MAX_SECTION_ITEMS:
+        check.error((section.key,), f"at most {MAX_SECTION_ITEMS} per cluster; this list has {len(raw)}")
+        return []
     items = []
     for index, value in enumerate(raw):
         path = (section.key, index)
         item = check.mapping(value, path, list(section.fields))
         try:
             items.append(section.clean(item, candidate))
-        except ValidationError as exc:
-            check.model(exc.message_dict, path, {})
+        except ValidationError as exc:  # "params.zone": at the line of that key
+            check.model(exc.message_dict, path, {name: tuple(name.split(".")) for name in exc.message_dict})
     return items
 
 
@@ -777,12 +872,19 @@ def _password_differs(target: Cluster | None, sasl_password: str) -> bool:
         return True
 
 
-def _password_changes(target: Cluster | None, sasl_password: str, document: Document) -> list[Change]:
-    """The password as a change, never its value."""
-    if not _password_differs(target, sasl_password):
-        return []
+def _password_changes(
+    target: Cluster | None, candidate: Cluster, sasl_password: str, document: Document
+) -> list[Change]:
+    """The password as a change, never its value: typed, or cleared because the cluster no
+    longer uses SASL (the model forgets a password whose endpoint changed)."""
     before = "[set]" if target is not None and target.sasl_password_token else None
-    return [Change("cluster.sasl_password", before, "[set]", document.line(("cluster",)), ("cluster", "sasl_password"))]
+    if _password_differs(target, sasl_password):
+        after = "[set]"
+    elif before and not candidate.sasl_password_token:
+        after = "(cleared)"
+    else:
+        return []
+    return [Change("cluster.sasl_password", before, after, document.line(("cluster",)), ("cluster", "sasl_password"))]
 
 
 def _denied(user, codename: str, action: str) -> str:
@@ -850,7 +952,8 @@ def _plan(
     target = _resolve(document, cluster, user, lock)
     desired = _clean(document, target, user, sasl_password)
     current = _state(target) if target else None
-    changes = _changes(document, current, desired.state) + _password_changes(target, sasl_password, document)
+    changes = _changes(document, current, desired.state)
+    changes += _password_changes(target, desired.cluster, sasl_password, document)
     plan = Plan(
         cluster_name=desired.state["cluster"]["name"],
         cluster_id=target.pk if target else None,
@@ -869,7 +972,11 @@ def config_plan(*, text: str, user: AbstractBaseUser, cluster: Cluster | None = 
     every problem of invalid YAML."""
     if sasl_password and not roles.can(user, "manage_clusters"):
         raise ConfigRefused([(0, _denied(user, "manage_clusters", "set a cluster's credentials"))])
-    return _plan(text=text, user=user, cluster=cluster, sasl_password=sasl_password, lock=False)[0]
+    try:
+        with transaction.atomic():  # a savepoint: a failed query must not break the caller's transaction
+            return _plan(text=text, user=user, cluster=cluster, sasl_password=sasl_password, lock=False)[0]
+    except (DatabaseError, ValueError) as exc:
+        raise _unexpected("checked") from exc
 
 
 def config_apply(
@@ -885,28 +992,46 @@ def config_apply(
     when `expected_digest` is not the digest of the diff the user saw."""
     if sasl_password and not roles.can(user, "manage_clusters"):
         raise ConfigRefused([(0, _denied(user, "manage_clusters", "set a cluster's credentials"))])
-    with transaction.atomic(), audit.acting_as(user.get_username()):
-        # Locked before planning, so the plan is made on what will be changed.
-        plan, desired, target = _plan(text=text, user=user, cluster=cluster, sasl_password=sasl_password, lock=True)
-        if expected_digest is not None and plan.digest != expected_digest:
-            raise ConfigStale([(0, "the scorecard changed since the diff was shown: review the new diff")])
-        if plan.refusals:
-            raise ConfigRefused(plan.refusals)
-        if not plan.changes:
-            return plan
-        try:
-            applied = _apply(desired, target, user, sasl_password)
-        except (ValidationError, PermissionDenied) as exc:  # a rule the plan did not foresee
-            messages = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
-            raise ConfigError([(0, message) for message in messages]) from exc
-        audit.record(
-            "config.import",
-            applied,
-            after={"changes": len(plan.changes), "digest": plan.digest},
-            comment=f"{len(plan.changes)} changes imported from YAML",
-        )
+    try:
+        with transaction.atomic(), audit.acting_as(user.get_username()):
+            # Locked before planning, so the plan is made on what will be changed.
+            plan, desired, target = _plan(text=text, user=user, cluster=cluster, sasl_password=sasl_password,
+                                          lock=True)  # fmt: skip
+            if expected_digest is not None and plan.digest != expected_digest:
+                raise ConfigStale([(0, "the scorecard changed since the diff was shown: review the new diff")])
+            if plan.refusals:
+                raise ConfigRefused(plan.refusals)
+            if not plan.changes:
+                return plan
+            try:
+                applied = _apply(desired, target, user, sasl_password)
+            except (ValidationError, PermissionDenied) as exc:  # a rule the plan did not foresee
+                messages = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
+                raise ConfigError([(0, message) for message in messages]) from exc
+            audit.record(
+                "config.import",
+                applied,
+                after={"changes": len(plan.changes), "digest": plan.digest},
+                comment=f"{len(plan.changes)} changes imported from YAML",
+            )
+    except IntegrityError as exc:
+        # A new cluster or team is not locked (it has no row yet): an import or a page that
+        # created the same name meanwhile wins, and this one is rolled back whole.
+        message = "a cluster or team of the same name was created meanwhile: nothing was applied; review the new diff"
+        raise ConfigError([(0, message)]) from exc
+    except (DatabaseError, ValueError) as exc:
+        raise _unexpected("applied") from exc
     plan.cluster_id = applied.pk
     return plan
+
+
+def _unexpected(what: str) -> ConfigError:
+    """A backstop: a value the validation let through and the database refused. Logged for a
+    fix here; the user gets a refusal, never an error page, and nothing was changed."""
+    log.exception("a YAML import could not be %s", what)
+    return ConfigError(
+        [(0, f"the YAML could not be {what}: a value was refused by the database (logged); nothing was changed")]
+    )
 
 
 def _apply(desired: _Desired, target: Cluster | None, user, sasl_password: str) -> Cluster:
@@ -929,8 +1054,8 @@ def _apply(desired: _Desired, target: Cluster | None, user, sasl_password: str) 
             services.row_update(row=row, may_loosen=may_loosen(user), **fields)
     checks = Check.objects.filter(row__scorecard__cluster=cluster).exclude(kind=ProbeKind.DRILL_RESULTS)
     for check in checks.select_related("row"):
-        wanted = state["rows"][check.row.key]["checks"][check.kind]
-        if _check_state(check.kind, check.interval_seconds, check.max_age_seconds, check.params) != wanted:
+        wanted = state["rows"][check.row.key]["checks"].get(check.kind)  # None: not configured (`_configured`)
+        if wanted and _check_state(check.kind, check.interval_seconds, check.max_age_seconds, check.params) != wanted:
             services.check_update(check=check, **wanted)
     for section in sections():
         removed, added = _match(section.export(cluster), state[section.key])

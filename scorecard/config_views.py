@@ -34,8 +34,9 @@ class ConfigImportForm(forms.Form):
                 raise forms.ValidationError("The file is not UTF-8 text.") from None
         if not text.strip():
             raise forms.ValidationError("Paste the YAML or choose a file.")
-        # Browsers send line breaks as CRLF: the confirmation must digest the text the diff did.
-        data["text"] = text.replace("\r\n", "\n")
+        # Browsers send line breaks as CRLF (and an old file may have CR alone): the confirmation
+        # must digest the text the diff did.
+        data["text"] = re.sub(r"\r\n?", "\n", text)
         return data
 
 

@@ -52,7 +52,12 @@ def validate_targets(row_key: str, targets: object) -> dict:
         for name, value in values.items():
             if name not in allowed:
                 raise ValueError(f"{scope}.{name}: not a target of this row (it has {', '.join(allowed) or 'none'})")
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            try:
+                finite = number and math.isfinite(value)
+            except OverflowError:  # an int too large for a float: finite, and out of range below
+                finite = True
+            if not finite:
                 raise ValueError(f"{scope}.{name}: expected a number")
             if not 0 <= value <= LIMIT:
                 raise ValueError(f"{scope}.{name}: must be between 0 and {LIMIT:,}")

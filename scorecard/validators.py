@@ -30,11 +30,15 @@ def parse_bootstrap_servers(value: str) -> list[tuple[str, int]]:
             raise ValidationError(f"{entry!r}: give host:port without a scheme such as PLAINTEXT://.")
         if any(ch.isspace() for ch in entry):
             raise ValidationError(f"{entry!r}: addresses cannot contain spaces.")
-        match = re.fullmatch(r"\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<port>\d+)|(?P<host>[^:\[\]]+):(?P<port2>\d+)", entry)
+        # ASCII digits only: \d also takes other scripts' digits, which int() reads but Kafka does not.
+        match = re.fullmatch(
+            r"\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<port>[0-9]+)|(?P<host>[^:\[\]]+):(?P<port2>[0-9]+)", entry
+        )
         if not match:
             raise ValidationError(f"{entry!r}: expected host:port (IPv6 as [addr]:port).")
         host = match.group("v6") or match.group("host")
-        port = int(match.group("port") or match.group("port2"))
+        digits = match.group("port") or match.group("port2")
+        port = int(digits) if len(digits) <= 5 else 0  # int() refuses more than 4,300 digits
         if not 1 <= port <= 65535:
             raise ValidationError(f"{entry!r}: the port must be between 1 and 65535.")
         if match.group("v6"):

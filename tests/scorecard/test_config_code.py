@@ -3,18 +3,24 @@ empty database reproduces the scorecard; bad YAML is refused whole with lines; n
 half-imported; each change keeps the role rules of its page."""
 
 import io
+import json
+import re
 from datetime import time
 from unittest import mock
 
 import pytest
 import yaml
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
+from django.test import Client
 from django.urls import reverse
 
+from api.tokens import token_create
 from drills.models import DrillSchedule
 from drills.schedules import schedule_create
-from scorecard import services
+from scorecard import catalog, config_code, services
 from scorecard.config_code import (
     ConfigError,
     ConfigRefused,
@@ -24,6 +30,8 @@ from scorecard.config_code import (
     config_plan,
 )
 from scorecard.models import AuditEvent, Check, Cluster, Row, Scorecard, Team
+from scorecard.targets import validate_targets
+from scorecard.validators import parse_bootstrap_servers
 from tests.conftest import ROOT, user_with_role
 from tests.factories import check_of, register
 
@@ -200,6 +208,60 @@ BAD_CASES = {
         "-----END CERTIFICATE-----\n",
         "-----END CERTIFICATE-----\n    -----BEGIN PRIVATE KEY-----\n    MIIEv\n    -----END PRIVATE KEY-----\n",
         "a private key: secrets are never imported",
+    ),
+    # H1: a schedule takes the parameters of the drills page's form only, typed by the catalogue.
+    "schedule param the page has not": (
+        "    fault_seconds: 5.0",
+        "    fault_seconds: 5.0\n    zone: eu-1",
+        "params.zone: not a parameter of a scheduled drill; allowed: fault_seconds, max_duration_seconds",
+    ),
+    "schedule param out of range": ("    fault_seconds: 5.0", "    fault_seconds: 0.1", "must be at least 0.5"),
+    "schedule param of a wrong type": ("    fault_seconds: 5.0", "    fault_seconds: five", "must be a number"),
+    # H2: hostile scalars are refused at their line, never an exception.
+    "!!int abc": ("expected_brokers: 3", "expected_brokers: !!int abc", "not a valid int value"),
+    "!!float abc": ("expected_brokers: 3", "expected_brokers: !!float abc", "not a valid float value"),
+    "!!bool maybe": ("drills_allowed: true", "drills_allowed: !!bool maybe", "not a valid bool value"),
+    "!!int empty": ("expected_brokers: 3", 'expected_brokers: !!int ""', "not a valid int value"),
+    "4400 digits": ("expected_brokers: 3", "expected_brokers: " + "9" * 4400, "a whole number beyond ±2**63"),
+    "base 60": ("expected_brokers: 3", "expected_brokers: 1" + ":59" * 40, "a whole number beyond ±2**63"),
+    "beyond 2**63": ("expected_brokers: 3", f"expected_brokers: {2**63}", "a whole number beyond ±2**63"),
+    "NUL in a name": ("name: prod-eu\n", r'name: "prod-eu\0"' + "\n", "contains the character '\\x00'"),
+    "NUL in a team": ("team: payments", r'team: "pay\0ments"', "contains the character '\\x00'"),
+    "NUL in a standby": ("standby: prod-eu-dr", r'standby: "prod-eu-dr\0"', "contains the character '\\x00'"),
+    "NUL in a login": ("owner_user: olga", r'owner_user: "ol\0ga"', "contains the character '\\x00'"),
+    "NUL in an owner": ("owner: team", r'owner: "te\0am"', "contains the character '\\x00'"),
+    "NUL in a test": ("    test: ", r'    test: "\0"  # ', "contains the character '\\x00'"),
+    "NUL in a socket": ("sandbox_control: ''", r'sandbox_control: "\0"', "contains the character '\\x00'"),
+    "NUL in a command": ("'kafka@{broker}'", r'"kafka@{broker}\0"', "contains the character '\\x00'"),
+    "NUL in a key": ("worker_queue: eu-west-1", "worker_queue: eu-west-1\n" + r'  "colo\0ur": blue', "a key contains"),
+    "a bell": ("owner: team", r'owner: "te\aam"', "contains the character '\\x07'"),
+    "infinite target": ("write_rto_s: 10", "write_rto_s: 1e400", "expected a number"),
+    "port of 4400 digits": ("'kafka-2.internal:9093'", "'kafka-2.internal:" + "9" * 4400 + "'", "between 1 and 65535"),
+    "Arabic-Indic port": ("'kafka-2.internal:9093'", "'kafka-2.internal:\u0669\u0660\u0669\u0663'", "host:port"),
+    # M1: a private key hidden from the source, or in PGP armour; secrets in command arguments.
+    "folded private key": (
+        "worker_queue: eu-west-1",
+        "worker_queue: -----BEGIN RSA PRIV\n    ATE KEY-----",
+        "holds a private key",
+    ),
+    "escaped private key": (
+        "worker_queue: eu-west-1",
+        r'worker_queue: "-----BEGIN RSA PRIV\x41TE KEY-----"',
+        "holds a private key",
+    ),
+    "PGP private key": (
+        "-----END CERTIFICATE-----\n",
+        "-----END CERTIFICATE-----\n    -----BEGIN PGP PRIVATE KEY BLOCK-----\n    lQOYBF\n"
+        "    -----END PGP PRIVATE KEY BLOCK-----\n",
+        "a private key: secrets are never imported",
+    ),
+    "password option": ("stop, 'kafka@{broker}'", "stop, '--password=hunter2', 'kafka@{broker}'", "carries a secret"),
+    "token variable": ("[systemctl, stop", "[env, API_TOKEN=abc, systemctl, stop", "carries a secret"),
+    # M3: a comma inside an entry would be exported as two entries, a change on every import.
+    "comma in an address": (
+        "'kafka-2.internal:9093'",
+        "'kafka-2.internal:9093,kafka-3.internal:9093'",
+        "one host:port per entry",
     ),
 }
 
@@ -431,6 +493,232 @@ def test_the_command_refuses_what_the_user_may_not_change_even_as_a_diff(tmp_pat
         call_command("scorecard_config", "export", "nowhere")
 
 
+def refused_at(text: str, line: int, message: str, user=None, cluster=None) -> None:
+    """Refused by the plan and by the apply, at that line, and nothing changed."""
+    before = {c.name: records(c.name) for c in Cluster.objects.all()}
+    for attempt in (config_plan, config_apply):
+        with pytest.raises(ConfigError) as refused:
+            attempt(text=text, user=user or admin(), cluster=cluster)
+        assert any(message in m and at == line for at, m in refused.value.errors), refused.value
+    assert {c.name: records(c.name) for c in Cluster.objects.all()} == before
+
+
+def test_a_scheduled_drill_stores_its_parameters_typed_as_the_drills_page_form_does():
+    scorecards()
+    text = export().replace("    fault_seconds: 5.0", "    fault_seconds: 7\n    max_duration_seconds: 60.0", 1)
+    config_apply(text=text, user=admin(), cluster=Cluster.objects.get(name="prod-eu"))
+    params = sorted((s.params for s in DrillSchedule.objects.all()), key=len)[-1]
+    assert params == {"fault_seconds": 7.0, "max_duration_seconds": 60}
+    assert [type(v) for v in params.values()] == [float, int]
+
+
+def test_the_drills_page_shows_schedules_whatever_parameters_were_stored_before(role_client):
+    cluster = register(drills_allowed=True, actuator="sandbox", sandbox_control="/tmp/x.sock").cluster
+    DrillSchedule.objects.create(
+        cluster=cluster, scenario="broker_loss", weekdays=[1], window_start=time(1), window_end=time(3),
+        params={"zone": "eu-1", "broker": None, "groups": ["a"], "huge": 10**400, "fault_seconds": 5.0},
+        created_by="abe",
+    )  # fmt: skip
+    page = role_client("viewer", "vera").get(reverse("drills-list", args=[cluster.pk]))
+    assert page.status_code == 200
+    assert "fault seconds 5, groups [&#x27;a&#x27;], huge 1" in page.content.decode()
+    assert "zone eu-1" in page.content.decode()
+
+
+def test_a_null_or_surrogate_never_reaches_the_database():
+    scorecards()
+    cluster = Cluster.objects.get(name="prod-eu")
+    # libyaml refuses the escape itself; the pure-Python parser builds it, and then it is refused.
+    text = export().replace("owner: team", r'owner: "\ud800"', 1)
+    refused_at(text, line_of(text, "ud800"), "", cluster=cluster)
+    with pytest.raises(ConfigError, match="lone surrogate"):
+        config_plan(text=export().replace("owner: team", "owner: \ud800", 1), user=admin(), cluster=cluster)
+    with mock.patch.object(config_code, "LOADER", yaml.SafeLoader):
+        refused_at(text, line_of(text, "ud800"), "contains the character '\\ud800'", cluster=cluster)
+
+
+def test_command_templates_are_checked_whatever_the_actuator():
+    register(name="plain")
+    text = export("plain")
+    nan = text.replace("actuator_commands: {}", "actuator_commands: {x: .nan}")
+    refused_at(nan, line_of(nan, "actuator_commands"), "unknown keys: x")
+    nested = text.replace("actuator_commands: {}", "actuator_commands: {broker_down: {a: {b: [1]}}, broker_up: []}")
+    refused_at(nested, line_of(nested, "actuator_commands"), "broker_down must be a non-empty list of strings")
+    kept = text.replace("actuator_commands: {}", "actuator_commands: " + json.dumps(COMMANDS))
+    config_apply(text=kept, user=admin())
+    assert Cluster.objects.get(name="plain").actuator_commands == COMMANDS
+
+
+def test_numbers_too_large_for_a_float_get_the_usual_refusals():
+    with pytest.raises(ValueError, match="must be between 0 and"):
+        validate_targets("durability", {"default": {"rpo_records": 10**400}})
+    with pytest.raises(catalog.ParamError, match="records: must be between 1 and 1e"):
+        catalog.parse("ack_write", {"records": 10**400})
+    with pytest.raises(catalog.ParamError, match="max_lag_seconds: must be between 0 and"):
+        catalog.parse("consumer_groups", {"max_lag_seconds": -(10**400)})
+
+
+def test_a_bootstrap_port_is_ascii_digits_of_bounded_length():
+    assert parse_bootstrap_servers("a:9092") == [("a", 9092)]
+    for entry in ("a:" + "9" * 4400, "a:\u0669\u0660\u0669\u0662", "a:009092"):
+        with pytest.raises(ValidationError):
+            parse_bootstrap_servers(entry)
+
+
+def fail_in_the_database(*args, **kwargs):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 / 0")  # a real error: the transaction is aborted until rolled back
+
+
+def test_a_database_error_while_planning_or_applying_is_a_refusal_and_changes_nothing(caplog):
+    scorecards()
+    cluster, original = Cluster.objects.get(name="prod-eu"), export()
+    text = original.replace("worker_queue: eu-west-1", "worker_queue: eu-west-2")
+    text = text.replace("interval_seconds: 300", "interval_seconds: 600")
+    failing = mock.patch.object(config_code, "_user_named", side_effect=fail_in_the_database)
+    with failing, pytest.raises(ConfigError, match="could not be checked: a value was refused by the database"):
+        config_plan(text=text, user=admin(), cluster=cluster)
+    assert Cluster.objects.filter(pk=cluster.pk).exists(), "the caller's transaction is still usable"
+    failing = mock.patch.object(services, "check_update", side_effect=fail_in_the_database)
+    with failing, pytest.raises(ConfigError, match="could not be applied"):
+        config_apply(text=text, user=admin(), cluster=cluster)
+    assert export() == original
+    assert "a YAML import could not be applied" in caplog.text
+
+
+def test_two_imports_of_the_same_new_cluster_end_in_a_refusal_not_an_error():
+    register(name="prod-us")
+    text = export("prod-us").replace("prod-us", "prod-ap")
+    save = Cluster.save
+
+    def meanwhile(cluster, *args, **kwargs):  # the other import inserts after this one validated
+        if cluster.pk is None:
+            Cluster.objects.bulk_create([Cluster(name=cluster.name, bootstrap_servers="127.0.0.1:9092")])
+        return save(cluster, *args, **kwargs)
+
+    racing = mock.patch.object(Cluster, "save", meanwhile)
+    with racing, pytest.raises(ConfigError, match="created meanwhile: nothing was applied"):
+        config_apply(text=text, user=admin())
+    assert not Cluster.objects.filter(name="prod-ap").exists()
+
+
+def test_an_export_after_the_standby_was_removed_reimports_into_an_empty_database():
+    scorecards()
+    cluster = Cluster.objects.get(name="prod-eu")
+    old_style = export().replace("standby: prod-eu-dr", "standby: null")
+    refused_at(old_style, line_of(old_style, "standby_parity:"), "standby parity needs a standby", cluster=cluster)
+    start = old_style.index("      standby_parity:\n")
+    end = re.compile(r"^ {0,6}\S", re.M).search(old_style, start + 1).start()
+    removed = old_style[:start] + old_style[end:]
+    plan = config_apply(text=removed, user=admin(), cluster=cluster)
+    assert "cluster.standby" in [c.path for c in plan.changes]
+    assert any(c.path.startswith("rows.client_continuity.checks.standby_parity.") for c in plan.changes)
+    assert Check.objects.filter(row__scorecard__cluster=cluster, kind="standby_parity").exists(), "kept, with evidence"
+    texts = {name: export(name) for name in ("prod-eu-dr", "prod-eu")}
+    assert texts["prod-eu"] == removed
+    assert config_plan(text=removed, user=admin(), cluster=cluster).changes == []
+    DrillSchedule.objects.all().delete()
+    Cluster.objects.all().delete()
+    Team.objects.all().delete()
+    for text in texts.values():
+        config_apply(text=text, user=admin())
+    assert {name: export(name) for name in texts} == texts
+
+
+def test_text_with_line_separators_and_crlf_comes_back_exactly():
+    scorecard = register(name="text")
+    odd = "first\x85second\u2028third\u2029fourth\r\nfifth\rsixth\n"
+    services.row_update(row=scorecard.rows.get(key="durability"), test_description=odd, owner="a\x85b")
+    text = export("text")
+    Cluster.objects.all().delete()
+    config_apply(text=text, user=admin())
+    row = Row.objects.get(scorecard__cluster__name="text", key="durability")
+    assert (row.test_description, row.owner) == (odd, "a\x85b")
+    assert export("text") == text
+    assert config_plan(text=text, user=admin(), cluster=row.scorecard.cluster).changes == []
+
+
+def test_an_operators_diff_does_not_tell_which_usernames_exist():
+    scorecards()
+    cluster, olga = Cluster.objects.get(name="prod-eu"), user_with_role("olga", "operator")
+    answers = []
+    for name in ("abe", "nobody"):
+        text = export().replace("owner_user: olga", f"owner_user: {name}")
+        plan = config_plan(text=text, user=olga, cluster=cluster)
+        answers.append([(line, message.replace(name, "NAME")) for line, message in plan.refusals])
+    assert answers[0] == answers[1] and "link a row's owner login" in answers[0][0][1]
+
+
+def test_a_password_cleared_by_leaving_sasl_shows_in_the_diff():
+    register(name="sasl", security_protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_username="probe",
+             sasl_password="old-password")  # fmt: skip
+    text = export("sasl").replace("SASL_SSL", "SSL").replace("sasl_mechanism: PLAIN", "sasl_mechanism: ''")
+    text = text.replace("sasl_username: probe", "sasl_username: ''")
+    cluster = Cluster.objects.get(name="sasl")
+    plan = config_plan(text=text, user=admin(), cluster=cluster)
+    cleared = [c for c in plan.changes if c.path == "cluster.sasl_password"]
+    assert [(c.before_text, c.after_text) for c in cleared] == [("[set]", "(cleared)")]
+    config_apply(text=text, user=admin(), cluster=cluster, expected_digest=plan.digest)
+    assert Cluster.objects.get(name="sasl").sasl_password_token == ""
+    assert config_plan(text=text, user=admin(), cluster=cluster).changes == []
+
+
+def test_the_command_prints_the_digest_and_applies_only_that_diff(tmp_path):
+    scorecards()
+    admin()
+    path = tmp_path / "prod-eu.yaml"
+    path.write_text(export().replace("worker_queue: eu-west-1", "worker_queue: eu-west-2"))
+    out = io.StringIO()
+    call_command("scorecard_config", "import", str(path), "--by", "root", stdout=out)
+    digest = out.getvalue().split("digest ")[1].split()[0]
+    assert digest == config_plan(text=path.read_text(), user=admin()).digest
+    call_command("scorecard_config", "import", str(path), "--by", "root", "--expect-digest", digest,
+                 stdout=io.StringIO())  # fmt: skip
+    services.row_update(row=Row.objects.get(scorecard__cluster__name="prod-eu", key="cost"), owner="finops")
+    for extra in ([], ["--apply"]):
+        stderr = io.StringIO()
+        with pytest.raises(CommandError) as refused:
+            call_command("scorecard_config", "import", str(path), "--by", "root", "--expect-digest", digest, *extra,
+                         stdout=io.StringIO(), stderr=stderr)  # fmt: skip
+        assert refused.value.returncode == 1 and "changed since" in stderr.getvalue()
+    assert Cluster.objects.get(name="prod-eu").worker_queue == "eu-west-1"
+    out = io.StringIO()
+    call_command("scorecard_config", "import", str(path), "--by", "root", stdout=out)
+    fresh = out.getvalue().split("digest ")[1].split()[0]
+    call_command("scorecard_config", "import", str(path), "--by", "root", "--apply", "--expect-digest", fresh,
+                 stdout=io.StringIO())  # fmt: skip
+    assert Cluster.objects.get(name="prod-eu").worker_queue == "eu-west-2"
+
+
+def test_a_broken_file_lists_its_first_hundred_problems_and_counts_the_rest():
+    unknown = "".join(f"  key{n}: 1\n" for n in range(150))
+    with pytest.raises(ConfigError) as refused:
+        config_plan(text=f"version: 1\ncluster:\n  name: x\n  bootstrap_servers: ['a:1']\n{unknown}", user=admin())
+    assert len(refused.value.errors) == 101 and refused.value.errors[-1] == (0, "and 50 more problems")
+    assert config_code.LOADER is getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def test_a_cluster_has_at_most_fifty_drill_schedules_from_a_file():
+    scorecards()
+    text = export()
+    schedule = text[text.index("- scenario: broker_loss") : text.index("- scenario: consumer_restart")]
+    many = text.replace(schedule, schedule * 50)
+    refused_at(many, line_of(many, "drill_schedules:"), "at most 50 per cluster; this list has 51",
+               cluster=Cluster.objects.get(name="prod-eu"))  # fmt: skip
+
+
+def test_hostile_yaml_through_the_api_is_a_422_even_as_a_diff():
+    scorecard = register("prod")
+    otto = user_with_role("otto", "operator")
+    text = export("prod")
+    client, token = Client(), token_create(actor=otto, name="tests")[1]
+    url = f"/api/v1/clusters/{scorecard.cluster_id}/config"
+    for hostile in ("expected_brokers: !!bool maybe", r'expected_brokers: "\0"', "expected_brokers: " + "9" * 4400):
+        answer = client.post(url, text.replace("expected_brokers: null", hostile), content_type="application/yaml",
+                             HTTP_AUTHORIZATION=f"Bearer {token}")  # fmt: skip
+        assert answer.status_code == 422 and answer.json()["detail"][0]["line"] == line_of(text, "expected_brokers")
+
+
 # --- pages -------------------------------------------------------------------------------------
 
 
@@ -494,6 +782,22 @@ def test_the_import_page_shows_the_diff_then_applies_it_on_confirmation(role_cli
     confirmed = root.post(url, {"text": shown.context["text"].replace("\n", "\r\n"), "digest": plan.digest})
     assert confirmed.status_code == 302 and confirmed["Location"] == reverse("scorecard-detail", args=[cluster.pk])
     assert Cluster.objects.get(pk=cluster.pk).worker_queue == "eu-west-2"
+
+
+def test_the_import_page_reads_a_file_with_lone_cr_line_breaks_and_confirms_it(role_client):
+    scorecards()
+    cluster = Cluster.objects.get(name="prod-eu")
+    root = role_client("admin", "root")
+    url = reverse("scorecard-config-import", args=[cluster.pk])
+    text = export().replace("worker_queue: eu-west-1", "worker_queue: eu-west-2")
+    shown = root.post(url, {"text": text.replace("\n", "\r")})
+    plan = shown.context["plan"]
+    assert [c.path for c in plan.changes] == ["cluster.worker_queue"] and shown.context["text"] == text
+    assert plan.digest in shown.content.decode(), "the page shows the digest the command prints"
+    # A browser posts every line break of the hidden text back as CRLF.
+    posted = re.sub(r"\r\n?|\n", "\r\n", shown.context["text"])
+    confirmed = root.post(url, {"text": posted, "digest": plan.digest})
+    assert confirmed.status_code == 302 and Cluster.objects.get(pk=cluster.pk).worker_queue == "eu-west-2"
 
 
 def test_the_import_page_lists_errors_with_lines_and_refusals_without_a_confirm_button(role_client):

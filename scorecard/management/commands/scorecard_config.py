@@ -2,6 +2,7 @@
 
     scorecard_config export NAME [-o FILE]
     scorecard_config import FILE [--cluster NAME] --by USERNAME [--apply] [--sasl-password-env VAR]
+                                 [--expect-digest DIGEST]
 
 Exit codes: 0 done (export written; import diff printed, or applied); 1 refused (the YAML has
 errors, the user's roles refuse a change, an unknown cluster or user: nothing was applied);
@@ -14,7 +15,7 @@ import sys
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from scorecard.config_code import MAX_BYTES, ConfigError, Plan, config_apply, config_export, config_plan
+from scorecard.config_code import MAX_BYTES, ConfigError, ConfigStale, Plan, config_apply, config_export, config_plan
 from scorecard.models import Cluster, Scorecard
 
 
@@ -33,6 +34,11 @@ class Command(BaseCommand):
         load.add_argument("--apply", action="store_true", help="Apply the changes (all or nothing).")
         load.add_argument(
             "--sasl-password-env", metavar="VAR", help="Take the SASL password from this environment variable."
+        )
+        load.add_argument(
+            "--expect-digest",
+            metavar="DIGEST",
+            help="Refuse unless the diff's digest is this one (printed with the diff: the one that was reviewed).",
         )
 
     def handle(self, *args, action: str, **options):
@@ -56,7 +62,17 @@ class Command(BaseCommand):
             raise CommandError(f"cannot write {output}: {exc.strerror}") from None
         self.stderr.write(f"wrote {output}")
 
-    def _import(self, *, file: str, cluster: str | None, by: str, apply: bool, sasl_password_env: str | None, **_):
+    def _import(
+        self,
+        *,
+        file: str,
+        cluster: str | None,
+        by: str,
+        apply: bool,
+        sasl_password_env: str | None,
+        expect_digest: str | None,
+        **_,
+    ):
         user = get_user_model()._default_manager.filter(**{get_user_model().USERNAME_FIELD: by}).first()
         if user is None or not user.is_active:
             raise CommandError(f"no active user named {by!r}")
@@ -71,13 +87,17 @@ class Command(BaseCommand):
         text = self._read(file)
         try:
             if apply:
-                plan = config_apply(text=text, user=user, cluster=target, sasl_password=password)
+                plan = config_apply(
+                    text=text, user=user, cluster=target, sasl_password=password, expected_digest=expect_digest
+                )
             else:
                 plan = config_plan(text=text, user=user, cluster=target, sasl_password=password)
+                if expect_digest is not None and plan.digest != expect_digest:
+                    raise ConfigStale([(0, "the YAML or the scorecard changed since that digest was printed")])
         except ConfigError as exc:
             for line in exc.lines(file):
                 self.stderr.write(line)
-            raise CommandError(f"{len(exc.errors)} problems; nothing was applied") from None
+            raise CommandError("the YAML was refused; nothing was applied") from None
         self._print(plan, applied=apply)
         if plan.refusals:
             for line, message in plan.refusals:
@@ -104,6 +124,7 @@ class Command(BaseCommand):
         what = "new cluster" if plan.new else "cluster"
         verb = "applied" if applied else "to apply"
         self.stdout.write(f"{what} {plan.cluster_name}: {len(plan.changes)} changes {verb}")
+        self.stdout.write(f"digest {plan.digest}")  # to apply exactly this diff later: --expect-digest
         for warning in plan.warnings:
             self.stdout.write(f"  note: {warning}")
         for change in plan.changes:
