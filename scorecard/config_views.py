@@ -17,8 +17,13 @@ class ConfigImportForm(forms.Form):
     """YAML pasted or uploaded; the confirmation posts the same text back with the digest of
     the diff it confirms."""
 
-    text = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 16, "spellcheck": "false"}),
-                           label="YAML", max_length=MAX_BYTES, strip=False)  # fmt: skip
+    text = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 16, "spellcheck": "false", "class": "code"}),
+        label="YAML",
+        max_length=MAX_BYTES,
+        strip=False,
+    )
     file = forms.FileField(required=False, label="or upload a file")
     digest = forms.CharField(required=False, widget=forms.HiddenInput, max_length=64)
 
