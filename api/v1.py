@@ -25,8 +25,8 @@ from api import schemas as s
 from api import tokens
 from api.models import ApiToken
 from drills import services as drill_services
+from drills.forms import drill_start_form
 from drills.models import DrillRun
-from drills.views import _drill_form, _offered
 from scorecard import audit, roles, selectors, services
 from scorecard.catalog import RowKey
 from scorecard.config_code import ConfigError, ConfigRefused, ConfigStale, config_apply, config_export, config_plan
@@ -487,7 +487,7 @@ def drill_start(request, cluster_id: int, body: s.DrillIn):
     from the rows (tighten freely; loosening needs a drill approver), one drill at a time."""
     cluster = _cluster(request, cluster_id)
     data = {**{k: v for k, v in body.params.items() if v is not None}, "scenario": body.scenario}
-    form = _drill_form(cluster, _offered(cluster), {**data, "confirm": body.confirm})
+    form = drill_start_form(cluster, data={**data, "confirm": body.confirm})
     if not form.is_valid():
         raise _form_errors(form)
     run = drill_services.drill_run_start(
@@ -617,14 +617,6 @@ def drill_get(request, run_id: int):
     return _drill_out(_drill(request, run_id))
 
 
-def _may_act(request, run: DrillRun, action: str) -> None:
-    if not drill_services.may_act_on(request.user, run):
-        raise PermissionDenied(
-            f"{request.user.get_username()} may not {action} drill {run.pk}: "
-            f"only its requester ({run.requested_by}) or a drill approver may"
-        )
-
-
 @drills.post(
     "/drills/{run_id}/abort",
     response={200: s.DrillOut, **WRITE_REFUSALS},
@@ -634,7 +626,7 @@ def _may_act(request, run: DrillRun, action: str) -> None:
 def drill_abort(request, run_id: int):
     """The drill stops its fault and runs its recovery; an abort of a finished drill changes nothing."""
     run = _drill(request, run_id)
-    _may_act(request, run, "abort")
+    drill_services.may_act_require(request.user, run, "abort")
     drill_services.drill_run_abort_request(run=run, user=request.user.get_username())
     run.refresh_from_db()
     return _drill_out(run)
@@ -648,7 +640,7 @@ def drill_abort(request, run_id: int):
 )
 def drill_confirm(request, run_id: int):
     run = _drill(request, run_id)
-    _may_act(request, run, "confirm a step of")
+    drill_services.may_act_require(request.user, run, "confirm a step of")
     if not drill_services.drill_step_confirm(run=run, user=request.user.get_username()):
         raise drill_services.DrillRefused(f"drill {run.pk} is not waiting for a manual step")
     run.refresh_from_db()

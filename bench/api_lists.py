@@ -8,12 +8,10 @@ prints the median and p95 of 20 requests and the queries each made.
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/api_lists.py [TOTAL] [BIG]
 """
 
-import sys
 from urllib.parse import urlencode
 
 from django.test import Client  # noqa: E402
-from django.test.utils import setup_databases, teardown_databases  # noqa: E402
-from pages import build, measure  # importing it sets Django up
+from pages import build, measure, run_at_scale  # importing it sets Django up
 
 PAGES_DEEP = 100
 
@@ -60,10 +58,4 @@ def main(total: int, big: int) -> None:
 
 
 if __name__ == "__main__":
-    total = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
-    big = int(sys.argv[2]) if len(sys.argv) > 2 else 250_000
-    config = setup_databases(verbosity=0, interactive=False, keepdb=False)
-    try:
-        main(total, big)
-    finally:
-        teardown_databases(config, verbosity=0)
+    run_at_scale(main)

@@ -20,11 +20,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext, setup_databases, teardown_databases  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.urls import reverse  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from bench.pages import MEASURED, build, measure  # noqa: E402 (sets Django up)
+from bench.pages import MEASURED, build, measure, run_at_scale  # noqa: E402 (sets Django up)
 
 PROBE_INTERVAL = timedelta(minutes=15)
 RUNS_PER_CHECK = int(timedelta(days=1) / PROBE_INTERVAL)
@@ -100,10 +100,4 @@ def main(total: int, big: int) -> None:
 
 
 if __name__ == "__main__":
-    total = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
-    big = int(sys.argv[2]) if len(sys.argv) > 2 else 250_000
-    config = setup_databases(verbosity=0, interactive=False, keepdb=False)
-    try:
-        main(total, big)
-    finally:
-        teardown_databases(config, verbosity=0)
+    run_at_scale(main)

@@ -160,7 +160,9 @@ def main(total: int, big: int) -> None:
 HISTORY_DEPTH = 200 * 20  # page 200 of 20 items
 
 
-if __name__ == "__main__":
+def run_at_scale(main) -> None:
+    """main(TOTAL, BIG) from the command line (default a million evidence items, a quarter on
+    one cluster), in a database of its own, dropped afterwards."""
     total = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     big = int(sys.argv[2]) if len(sys.argv) > 2 else 250_000
     config = setup_databases(verbosity=0, interactive=False, keepdb=False)
@@ -168,3 +170,7 @@ if __name__ == "__main__":
         main(total, big)
     finally:
         teardown_databases(config, verbosity=0)
+
+
+if __name__ == "__main__":
+    run_at_scale(main)

@@ -2,11 +2,13 @@
 
 from django import forms
 
+from drills import services
 from drills.models import WEEKDAY_NAMES
 from scorecard import catalog
 from scorecard.catalog import Scenario
 from scorecard.forms import add_param_errors, param_field
-from scorecard.targets import GUARDRAILS
+from scorecard.models import Cluster, Row
+from scorecard.targets import GUARDRAILS, row_guardrails
 
 DRILL_FORM_PARAMS = (
     "fault_seconds", "baseline_seconds", "settle_seconds", "broker", "zone", "move_leaders", "interval_ms",
@@ -108,3 +110,18 @@ class DrillScheduleForm(forms.Form):
         if data.get("max_duration_seconds") is not None:
             params["max_duration_seconds"] = data["max_duration_seconds"]
         return params
+
+
+def scenarios_offered(cluster: Cluster) -> dict[Scenario, str]:
+    """Every scenario with why the cluster cannot run it ("" = offered): only what its actuator
+    can perform is offered; the rest is listed with the reason."""
+    return {s: services.scenario_refusal(cluster, s) for s in Scenario}
+
+
+def drill_start_form(cluster: Cluster, refusals: dict | None = None, data=None) -> DrillForm:
+    """The start form (page and API), its guardrails defaulting to the rows' for the scenario asked."""
+    refusals = scenarios_offered(cluster) if refusals is None else refusals
+    scenario = (data or {}).get("scenario") or Scenario.BROKER_LOSS
+    rows = Row.objects.filter(scorecard__cluster=cluster, key__in=services.drill_rows(scenario))
+    offered = [s for s, reason in refusals.items() if not reason]
+    return DrillForm(data, cluster=cluster, scenarios=offered, row_limits=row_guardrails(rows))

@@ -5,6 +5,7 @@ workers execute it (`drills.runner`)."""
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError
@@ -208,6 +209,14 @@ def may_act_on(user, run: DrillRun) -> bool:
     return roles.can(user, "approve_drills") or (
         roles.can(user, "start_drills") and run.requested_by == user.get_username()
     )
+
+
+def may_act_require(user, run: DrillRun, action: str) -> None:
+    if not may_act_on(user, run):
+        raise PermissionDenied(
+            f"{user.get_username()} may not {action} drill {run.pk}: "
+            f"only its requester ({run.requested_by}) or a drill approver may"
+        )
 
 
 def drill_run_abort_request(*, run: DrillRun, user: str) -> bool:

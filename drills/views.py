@@ -1,18 +1,17 @@
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from drills import schedules, services
 from drills.charts import timeline_figure
-from drills.forms import DrillForm, DrillScheduleForm
+from drills.forms import DrillScheduleForm, drill_start_form, scenarios_offered
 from drills.models import DrillRun, DrillSchedule, DrillTimeline
 from scorecard import audit, roles
-from scorecard.catalog import Scenario
 from scorecard.models import Check, Cluster, Row
 from scorecard.presentation import event_rows, figure_rows
-from scorecard.targets import METRICS, row_guardrails, targets_snapshot
+from scorecard.targets import METRICS, targets_snapshot
 from scorecard.views import _scorecard, role_required
 
 
@@ -46,27 +45,13 @@ def check_run(request, check_id: int):
     return redirect("scorecard-check", check_id=check.pk)
 
 
-def _offered(cluster: Cluster) -> dict[Scenario, str]:
-    """Every scenario with why the cluster cannot run it ("" = offered): only what its actuator
-    can perform is offered; the rest is listed with the reason."""
-    return {s: services.scenario_refusal(cluster, s) for s in Scenario}
-
-
-def _drill_form(cluster: Cluster, refusals: dict, data=None) -> DrillForm:
-    """The start form, its guardrails defaulting to the rows' for the scenario asked."""
-    scenario = (data or {}).get("scenario") or Scenario.BROKER_LOSS
-    rows = Row.objects.filter(scorecard__cluster=cluster, key__in=services.drill_rows(scenario))
-    offered = [s for s, reason in refusals.items() if not reason]
-    return DrillForm(data, cluster=cluster, scenarios=offered, row_limits=row_guardrails(rows))
-
-
 @role_required("read")
 def drill_list(request, cluster_id: int):
     cluster = get_object_or_404(Cluster.objects.filter(roles.visible(request.user)), pk=cluster_id)
     if request.method != "POST":
         return _drill_page(request, cluster)
     roles.require(request.user, "start_drills")
-    form = _drill_form(cluster, _offered(cluster), request.POST)
+    form = drill_start_form(cluster, data=request.POST)
     if form.is_valid():
         try:
             run = services.drill_run_start(
@@ -88,11 +73,11 @@ def drill_list(request, cluster_id: int):
 
 
 def _drill_page(request, cluster: Cluster, *, form=None, schedule_form=None):
-    refusals = _offered(cluster)
+    refusals = scenarios_offered(cluster)
     offered = [s for s, reason in refusals.items() if not reason]
     context = {
         "cluster": cluster,
-        "form": form or _drill_form(cluster, refusals),
+        "form": form or drill_start_form(cluster, refusals),
         "schedule_form": schedule_form or DrillScheduleForm(scenarios=offered),
         "runs": DrillRun.objects.filter(cluster=cluster)[:50],
         "schedules": DrillSchedule.objects.filter(cluster=cluster).prefetch_related("windows"),
@@ -122,7 +107,9 @@ def _targets_by_scenario(cluster: Cluster, scenarios: list) -> list[tuple[str, l
 @require_POST
 def schedule_new(request, cluster_id: int):
     cluster = get_object_or_404(Cluster.objects.filter(roles.visible(request.user)), pk=cluster_id)
-    form = DrillScheduleForm(request.POST, scenarios=[s for s, reason in _offered(cluster).items() if not reason])
+    form = DrillScheduleForm(
+        request.POST, scenarios=[s for s, reason in scenarios_offered(cluster).items() if not reason]
+    )
     if form.is_valid():
         data = form.cleaned_data
         try:
@@ -195,19 +182,11 @@ def drill_progress(request, run_id: int):
     )
 
 
-def _may_act(request, run: DrillRun, action: str) -> None:
-    if not services.may_act_on(request.user, run):
-        raise PermissionDenied(
-            f"{request.user.get_username()} may not {action} drill {run.pk}: "
-            f"only its requester ({run.requested_by}) or a drill approver may"
-        )
-
-
 @role_required("start_drills")
 @require_POST
 def drill_abort(request, run_id: int):
     run = _run(request, run_id)
-    _may_act(request, run, "abort")
+    services.may_act_require(request.user, run, "abort")
     services.drill_run_abort_request(run=run, user=request.user.get_username())
     messages.info(request, "Abort requested: the drill stops its fault and runs the recovery.")
     return redirect("drills-detail", run_id=run.pk)
@@ -217,7 +196,7 @@ def drill_abort(request, run_id: int):
 @require_POST
 def drill_confirm_step(request, run_id: int):
     run = _run(request, run_id)
-    _may_act(request, run, "confirm a step of")
+    services.may_act_require(request.user, run, "confirm a step of")
     if services.drill_step_confirm(run=run, user=request.user.get_username()):
         messages.success(request, f"Confirmed: {run.awaiting_step}")
     return redirect("drills-detail", run_id=run.pk)

@@ -18,7 +18,7 @@ from drills.models import DrillRun
 from scorecard.evidence import chain_walk, evidence_append
 from scorecard.models import Actuator, AuditEvent, AuditExport, Check, Cluster, Row, Team
 from tests.conftest import user_with_role
-from tests.factories import check_of, register
+from tests.factories import check_of, ready_scorecard, register
 
 pytestmark = pytest.mark.django_db
 
@@ -261,23 +261,6 @@ def test_a_bad_cluster_is_refused_field_by_field_and_nothing_is_saved(as_role):
 
 
 # --- Scorecard, readiness, evidence -----------------------------------------------------------
-
-
-def ready_scorecard():
-    from django.contrib.auth import get_user_model
-
-    from scorecard import selectors, services
-
-    owner = user_with_role("olga", "operator")
-    scorecard = register("prod")
-    scorecard.rows.update(owner_user=owner)
-    for check in Check.objects.runnable().filter(row__scorecard=scorecard).select_related("row"):
-        evidence_append(check=check, status="PASS", summary="ok", measurements={}, collected_by="celery@w")
-    (view,) = selectors.scorecard_views(scorecards=[scorecard])
-    for row in view.rows:
-        services.row_sign_off(row=row.row, user=get_user_model().objects.get(username="olga"), comment="ok",
-                              status=row.status)  # fmt: skip
-    return scorecard
 
 
 def page_rows(client, scorecard) -> tuple[bool, dict[str, str]]:

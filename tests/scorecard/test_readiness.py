@@ -6,16 +6,13 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
 
-from scorecard import selectors, services
 from scorecard.evidence import evidence_append
 from scorecard.models import Check
-from tests.conftest import user_with_role
-from tests.factories import register
+from tests.factories import ready_scorecard
 
 pytestmark = pytest.mark.django_db
 
@@ -32,16 +29,7 @@ def gate(*arguments) -> tuple[int, dict]:
 
 @pytest.fixture
 def ready():
-    owner = user_with_role("olga", "operator")
-    scorecard = register("prod")
-    scorecard.rows.update(owner_user=owner)
-    for check in Check.objects.runnable().filter(row__scorecard=scorecard).select_related("row"):
-        evidence_append(check=check, status="PASS", summary="ok", measurements={}, collected_by="celery@w")
-    (view,) = selectors.scorecard_views(scorecards=[scorecard])
-    for row in view.rows:
-        services.row_sign_off(row=row.row, user=get_user_model().objects.get(username="olga"), comment="ok",
-                              status=row.status)  # fmt: skip
-    return scorecard
+    return ready_scorecard("prod")
 
 
 def page_says_ready(client, scorecard) -> bool:
