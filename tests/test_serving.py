@@ -58,15 +58,18 @@ def served(tmp_path, django_db_blocker):
         with socket.socket() as sock:
             return sock.connect_ex(("127.0.0.1", port)) == 0
 
-    wait_for(listening, timeout=90, message="gunicorn to listen")
-    yield f"http://127.0.0.1:{port}", tmp_path
-    os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-    log.close()
+        # Migrations and collectstatic's compression come first: minutes on a busy machine.
+        wait_for(listening, timeout=180, message="gunicorn to listen")
+        yield f"http://127.0.0.1:{port}", tmp_path
+    finally:  # also when start-up failed: left running, the processes would load every later test
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        log.close()
 
 
 def fetch(opener, url: str, data: dict | None = None, headers: dict | None = None):
