@@ -79,6 +79,8 @@ def validate_command_templates(templates: dict) -> None:
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) and a for a in argv):
             raise ValueError(f"{op} must be a non-empty list of strings (the program and its arguments)")
         for arg in argv:
+            if any(ord(c) < 32 or c == "\x7f" for c in arg):  # PostgreSQL's JSON refuses NUL; argv cannot hold it
+                raise ValueError(f"{op}: an argument holds a control character")
             for _, field, spec, conversion in string.Formatter().parse(arg):
                 if field is None:
                     continue

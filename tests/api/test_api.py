@@ -503,6 +503,11 @@ def test_hostile_input_gets_a_clear_refusal_never_a_server_error(as_role):
     assert api.get("/clusters", name="a\x00b").status_code == 422
     assert api.get("/clusters/99999999999999999999/scorecard").status_code == 404
     assert api.call("post", "/tokens", ["not", "an", "object"]).status_code == 422
+    cluster = register("prod").cluster
+    commands = {"broker_down": ["stop", "a\x00b"], "broker_up": ["start", "{broker}"]}
+    body = {"actuator": "command", "actuator_commands": commands}
+    nul = as_role("admin").call("patch", f"/clusters/{cluster.pk}", body)
+    assert nul.status_code == 422 and "control character" in json.dumps(nul.json())
 
 
 def yaml_post(api: Api, path: str, text: str, **query):

@@ -12,6 +12,7 @@ import pytest
 from drills import kafka, scenarios
 from drills.actuators import Action, SandboxActuator
 from drills.engine import DrillEngine, Hooks
+from drills.engine.figures import drill_failures
 from drills.probe_topic import probe_topic_ready
 from drills.scenarios import FaultPlan
 from scorecard import catalog
@@ -120,7 +121,8 @@ def test_lag_catch_up_agrees_with_separate_clients_on_the_same_backlog(private_t
     third between themselves on a busy machine (Tansu answers a fetch every 40-50 ms, and any
     client can need rounds more), so the drill's figure must lie within 20 % of their range:
     the cluster's fetch speed, where a local queue draining takes a tenth of the time. A 2 s
-    latency SLO and 6 s of settling keep CPU contention from failing the drill itself. On Tansu,
+    latency SLO and 12 s of settling keep CPU contention from failing the drill itself (with 6 s,
+    reads were once not back within the SLO for the stability window under the full suite). On Tansu,
     a real broker: the sandbox's mock answers a fetch with one record set per partition, so
     there catch-up times its request loop."""
     cfg = config()
@@ -145,7 +147,7 @@ def test_lag_catch_up_agrees_with_separate_clients_on_the_same_backlog(private_t
             fault_seconds=5,
             interval_ms=2,
             latency_slo_ms=2000,
-            settle_seconds=6,
+            settle_seconds=12,
         )
         tell("stop")
         measured = [json.loads(r.stdout.readlines()[-1]) for r in references]
@@ -153,7 +155,7 @@ def test_lag_catch_up_agrees_with_separate_clients_on_the_same_backlog(private_t
         for reference in references:
             reference.kill()
     f = result.figures
-    assert result.outcome == "passed", (result.error, f)
+    assert result.outcome == "passed", (result.error, drill_failures(f), f)
     for m in measured:
         assert abs(f["catch_up_records"] - m["catch_up_records"]) <= 0.02 * m["catch_up_records"], (f, m)
     low, high = min(m["catch_up_s"] for m in measured), max(m["catch_up_s"] for m in measured)
