@@ -64,6 +64,8 @@ class ClusterForm(forms.ModelForm):
         if self.instance.pk:
             others = others.exclude(pk=self.instance.pk)
             self.fields["sasl_password"].help_text = "Leave empty to keep the stored password."
+            if described := self.instance.ca_description:
+                self.fields["ssl_ca_pem"].help_text = "Stored: " + "; ".join(described)
         self.fields["standby"].queryset = others
 
     def _post_clean(self):

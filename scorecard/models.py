@@ -14,6 +14,7 @@ from django.utils import timezone
 from scorecard import secrets
 from scorecard.catalog import ProbeKind, RowKey
 from scorecard.validators import (
+    describe_ca,
     validate_bootstrap_servers,
     validate_ca_pem,
     validate_command_templates,
@@ -164,6 +165,11 @@ class Cluster(models.Model):
     @property
     def tag_list(self) -> list[str]:
         return split_tags(self.tags)
+
+    @property
+    def ca_description(self) -> list[str]:
+        """The CA certificates' subjects and expiry dates, in words."""
+        return describe_ca(self.ssl_ca_pem) if self.ssl_ca_pem.strip() else []
 
     @property
     def uses_sasl(self) -> bool:

@@ -3,7 +3,9 @@
 import ipaddress
 import re
 import string
+from datetime import UTC, datetime
 
+from cryptography import x509
 from django.core.exceptions import ValidationError
 
 MAX_BOOTSTRAP_SERVERS = 32
@@ -61,10 +63,46 @@ def validate_queue_name(value: str) -> None:
         raise ValidationError("Use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.")
 
 
-def validate_ca_pem(value: str) -> None:
+MAX_CA_BYTES = 100_000
+MAX_CA_CERTIFICATES = 20
+
+
+def ca_certificates(value: str) -> list[x509.Certificate]:
+    """The PEM certificates in the text; ValidationError when it holds anything else."""
     text = (value or "").strip()
-    if text and not (text.startswith("-----BEGIN CERTIFICATE-----") and text.endswith("-----END CERTIFICATE-----")):
+    if not text:
+        return []
+    if len(text) > MAX_CA_BYTES:
+        raise ValidationError(f"At most {MAX_CA_BYTES:,} characters of PEM certificates.")
+    if not (text.startswith("-----BEGIN CERTIFICATE-----") and text.endswith("-----END CERTIFICATE-----")):
         raise ValidationError("Paste PEM certificates (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----).")
+    try:
+        certificates = x509.load_pem_x509_certificates(text.encode())
+    except (ValueError, UnicodeEncodeError):
+        raise ValidationError("The CA certificate could not be read: paste the PEM text as exported, whole.") from None
+    if len(certificates) > MAX_CA_CERTIFICATES:
+        raise ValidationError(f"At most {MAX_CA_CERTIFICATES} CA certificates.")
+    return certificates
+
+
+def validate_ca_pem(value: str) -> None:
+    ca_certificates(value)
+
+
+def describe_ca(value: str, now: datetime | None = None) -> list[str]:
+    """Each certificate's subject and expiry in words, for the cluster's pages."""
+    now = now or datetime.now(UTC)
+    try:
+        certificates = ca_certificates(value)
+    except ValidationError as exc:
+        return [exc.messages[0]]
+    lines = []
+    for certificate in certificates:
+        expiry = certificate.not_valid_after_utc
+        days = (expiry - now).days
+        when = f"EXPIRED on {expiry:%Y-%m-%d}" if expiry <= now else f"expires {expiry:%Y-%m-%d} (in {days} days)"
+        lines.append(f"{certificate.subject.rfc4514_string() or '(no subject)'}; {when}")
+    return lines
 
 
 def validate_command_templates(templates: dict) -> None:

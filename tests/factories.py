@@ -8,6 +8,29 @@ def register(name: str = "prod-eu", bootstrap: str = "127.0.0.1:9092", **fields)
     return services.cluster_register(cluster=Cluster(name=name, bootstrap_servers=bootstrap, **fields), rows=OWNED_ROWS)
 
 
+def ca_pem(common_name: str = "Test Root CA", days: int = 365) -> str:
+    """A self-signed CA certificate in PEM, valid for `days` from now (negative: expired)."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.now(UTC)
+    not_after = now + timedelta(days=days)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(min(now, not_after) - timedelta(days=1)).not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
 def ready_scorecard(name: str = "prod") -> Scorecard:
     """A READY scorecard: every runnable check PASS, every row signed off by its owner "olga"."""
     from django.contrib.auth import get_user_model

@@ -33,11 +33,11 @@ from scorecard.models import AuditEvent, Check, Cluster, Row, Scorecard, Team
 from scorecard.targets import validate_targets
 from scorecard.validators import parse_bootstrap_servers
 from tests.conftest import ROOT, user_with_role
-from tests.factories import check_of, register
+from tests.factories import ca_pem, check_of, register
 
 pytestmark = pytest.mark.django_db
 
-CA = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2Fub25pY2Fs\n-----END CERTIFICATE-----\n"
+CA = ca_pem()
 COMMANDS = {
     "broker_down": ["systemctl", "stop", "kafka@{broker}"],
     "broker_up": ["systemctl", "start", "kafka@{broker}"],

@@ -292,3 +292,21 @@ def test_trends_leave_unmeasured_values_out_and_figures_come_from_measured_drill
     DrillRun.objects.create(cluster=scorecard.cluster, scenario="broker_loss", state="done", outcome="refused",
                             requested_by="t", finished_at=timezone.now())  # fmt: skip
     assert [run.pk for run in last_drills([scorecard.cluster_id])[scorecard.cluster_id]] == [measured.pk]
+
+
+def test_a_ca_certificate_must_parse_and_its_subject_and_expiry_are_shown(user_client):
+    from tests.factories import ca_pem
+
+    good, expired = ca_pem("Payments Root CA", days=400), ca_pem("Old Root CA", days=-3)
+    garbage = "-----BEGIN CERTIFICATE-----\nTm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----"
+    refused = user_client.post(
+        reverse("scorecard-cluster-new"), valid_form(ssl_ca_pem=garbage, security_protocol="SSL")
+    )
+    assert "could not be read" in refused.content.decode() and not Cluster.objects.exists()
+    user_client.post(reverse("scorecard-cluster-new"), valid_form(ssl_ca_pem=good + expired, security_protocol="SSL"))
+    cluster = Cluster.objects.get()
+    page = user_client.get(reverse("scorecard-detail", args=[cluster.pk])).content.decode()
+    assert "CA certificate: CN=Payments Root CA; expires" in page and "(in 399 days)" in page
+    assert "CN=Old Root CA; EXPIRED on" in page
+    edit = user_client.get(reverse("scorecard-cluster-edit", args=[cluster.pk])).content.decode()
+    assert "Stored: CN=Payments Root CA" in edit
