@@ -5,6 +5,33 @@ from datetime import datetime
 from typing import Any
 
 from ninja import Field, Schema
+from pydantic import model_validator
+
+
+def _unstorable(value, path: str = "") -> str:
+    """Where the value holds a string PostgreSQL cannot store ("" = nowhere): a NUL, or a lone
+    surrogate ("\\ud800"), which only JSON can carry (form posts are decoded with replacement)."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        bad = isinstance(value, str) and ("\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value))
+        return (path or "body") if bad else ""
+    for key, item in items:
+        if found := _unstorable(key, path) or _unstorable(item, f"{path}.{key}".lstrip(".")):
+            return found
+    return ""
+
+
+class Body(Schema):
+    """A request body: refused whole (422) when a string in it cannot be stored."""
+
+    @model_validator(mode="after")
+    def storable(self):
+        if where := _unstorable(self.model_dump()):
+            raise ValueError(f"{where}: a NUL character or a lone surrogate cannot be stored")
+        return self
 
 
 class Error(Schema):
@@ -40,7 +67,7 @@ class ClusterOut(Schema):
     created_at: datetime
 
 
-class ClusterIn(Schema):
+class ClusterIn(Body):
     """A new cluster. Fields as on the cluster form; `sasl_password` is write-only."""
 
     name: str
@@ -61,7 +88,7 @@ class ClusterIn(Schema):
     actuator_commands: dict[str, Any] = {}
 
 
-class ClusterPatch(Schema):
+class ClusterPatch(Body):
     """Only the fields given change. An empty or missing `sasl_password` keeps the stored one
     while the cluster is reached at the same endpoint."""
 
@@ -142,7 +169,7 @@ class RowOut(Schema):
     checks: list[CheckOut]
 
 
-class RowPatch(Schema):
+class RowPatch(Body):
     """Only the fields given change; the row page's rules apply (its owner or an administrator
     edits it; only a drill approver loosens a guardrail or a target)."""
 
@@ -195,7 +222,7 @@ class ReadinessOut(Schema):
     reasons: list[str]
 
 
-class CheckPatch(Schema):
+class CheckPatch(Body):
     params: dict[str, Any] | None = Field(None, description="The probe's parameters; omitted ones take defaults.")
     interval_seconds: int | None = None
     max_age_seconds: int | None = None
@@ -235,7 +262,7 @@ class DrillOut(Schema):
     error: str
 
 
-class DrillIn(Schema):
+class DrillIn(Body):
     """Start a drill: the drill form's fields. Guardrails left out take the rows' values; only a
     drill approver may loosen them. `confirm` must be the cluster's name."""
 
@@ -259,7 +286,7 @@ class ExportOut(Schema):
     error: str
 
 
-class ExportIn(Schema):
+class ExportIn(Body):
     clusters: list[int] = Field(description="Cluster ids, 1 to 10.")
     since: datetime
     until: datetime
@@ -277,7 +304,7 @@ class TokenOut(Schema):
     revoked_at: datetime | None
 
 
-class TokenIn(Schema):
+class TokenIn(Body):
     name: str
     days: int | None = Field(None, description="Expiry in days (1-731); none: until revoked.")
     user: str | None = Field(None, description="Username; administrators make tokens for others.")

@@ -7,6 +7,7 @@ plain digest is enough (no slow password hash is needed against guessing).
 
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import timedelta
 
@@ -29,6 +30,11 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def printable(text: str) -> bool:
+    """No control character (C0, DEL, C1) and no lone surrogate, which PostgreSQL cannot store."""
+    return not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F or 0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
 def may_manage(actor, owner) -> bool:
     return actor.is_authenticated and (actor.pk == owner.pk or roles.can(actor, "manage_roles"))
 
@@ -43,7 +49,7 @@ def token_create(*, actor, owner=None, name: str, days: int | None = None) -> tu
             f"{actor.get_username()} may not make tokens for {owner.get_username()}: that needs the admin role."
         )
     name = (name or "").strip()
-    if not name or len(name) > 100 or any(ord(c) < 32 for c in name):
+    if not name or len(name) > 100 or not printable(name):
         raise ValidationError(
             {"name": "Give the token a name of 1 to 100 printable characters, e.g. 'deploy pipeline'."}
         )
@@ -84,8 +90,8 @@ def token_revoke(*, actor, token: ApiToken) -> ApiToken:
     return token
 
 
-def token_user(header: str | None):
-    """The active user an `Authorization: Bearer rrs_…` header stands for, or None."""
+def token_row(header: str | None) -> ApiToken | None:
+    """The active token an `Authorization: Bearer rrs_…` header carries, with its active user."""
     if not header:
         return None
     scheme, _, token = header.partition(" ")
@@ -93,7 +99,7 @@ def token_user(header: str | None):
     if scheme.lower() != "bearer" or len(token) > 200:
         return None
     parts = token.split("_")
-    if len(parts) < 3 or parts[0] != PREFIX:
+    if len(parts) < 3 or parts[0] != PREFIX or not re.fullmatch(r"[0-9a-f]{8}", parts[1]):
         return None
     row = ApiToken.objects.select_related("user").filter(prefix=parts[1]).first()
     if row is None or not hmac.compare_digest(row.digest, _digest(token)) or not row.active:
@@ -103,4 +109,10 @@ def token_user(header: str | None):
     now = timezone.now()
     if row.last_used_at is None or now - row.last_used_at > USE_RECORD_INTERVAL:
         ApiToken.objects.filter(pk=row.pk).update(last_used_at=now)
-    return row.user
+    return row
+
+
+def token_user(header: str | None):
+    """The active user an `Authorization: Bearer rrs_…` header stands for, or None."""
+    row = token_row(header)
+    return row.user if row is not None else None

@@ -9,7 +9,7 @@ are the same whichever way a change comes in.
 """
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -54,12 +54,13 @@ class BearerToken(HttpBearer):
         self.permission = permission
 
     def authenticate(self, request, token):
-        user = tokens.token_user(f"Bearer {token}")
-        if user is not None:
-            request.user = user
-            audit.act(user.get_username())
-            roles.require(user, self.permission)  # PermissionDenied: 403 saying which role
-        return user
+        row = tokens.token_row(f"Bearer {token}")
+        if row is None:
+            return None
+        request.user, request.api_token = row.user, row
+        audit.act(row.user.get_username())
+        roles.require(row.user, self.permission)  # PermissionDenied: 403 saying which role
+        return row.user
 
 
 api = NinjaAPI(
@@ -288,7 +289,7 @@ def whoami(request):
 
 
 @me.get("/tokens", response={200: list[s.TokenOut], **REFUSALS}, summary="Tokens: your own, or everyone's (admin)")
-def token_list(request, user: str | None = None):
+def token_list(request, user: str | None = Query(None, max_length=150, pattern=r"^[\w.@+-]+$")):
     listing = ApiToken.objects.select_related("user")
     if roles.can(request.user, "manage_roles"):
         listing = listing.filter(user__username=user) if user else listing
@@ -306,6 +307,11 @@ def token_make(request, body: s.TokenIn):
         owner = get_user_model().objects.filter(username=body.user, is_active=True).first()
         if owner is None or not roles.can(request.user, "manage_roles"):
             raise PermissionDenied("only an administrator makes tokens for an existing, active user")
+    made_with = request.api_token
+    if made_with.expires_at is not None:  # a token cannot outlive the one that made it
+        left = (made_with.expires_at - timezone.now()).days
+        if body.days is None or body.days > left:
+            raise ValidationError({"days": [f"at most {left} days: the token making it expires then"]})
     row, token = tokens.token_create(actor=request.user, owner=owner, name=body.name, days=body.days)
     return Status(201, {**_token_out(row), "token": token})
 
@@ -342,6 +348,8 @@ def _cluster_form(body: dict, *, instance: Cluster | None = None) -> ClusterForm
     if instance is not None:
         current = {name: value for name, value in ClusterForm(instance=instance).initial.items()}
     data = {**current, **body}
+    if data.get("actuator_commands") is None:  # null: none, as the form's empty field means
+        data["actuator_commands"] = {}
     if isinstance(data.get("tags"), list):
         data["tags"] = ", ".join(data["tags"])
     # As a browser would send them: JSON as text ({} is "empty" to a form field, "{}" is not).
@@ -454,12 +462,20 @@ def _period(evidence, scorecard: Scorecard, since: datetime | None, until: datet
     stamps = Evidence.objects.filter(scorecard=scorecard).values_list("seq", flat=True)
     if since is not None:
         evidence = evidence.filter(collected_at__gte=since)
-        before = stamps.filter(collected_at__lt=since - CLOCK_SKEW).order_by("-collected_at").first()
+        before = (
+            None
+            if since < datetime.min.replace(tzinfo=UTC) + CLOCK_SKEW
+            else (stamps.filter(collected_at__lt=since - CLOCK_SKEW).order_by("-collected_at").first())
+        )
         if before is not None:
             evidence = evidence.filter(seq__gt=before)
     if until is not None:
         evidence = evidence.filter(collected_at__lt=until)
-        after = stamps.filter(collected_at__gte=until + CLOCK_SKEW).order_by("collected_at").first()
+        after = (
+            None
+            if until > datetime.max.replace(tzinfo=UTC) - CLOCK_SKEW
+            else (stamps.filter(collected_at__gte=until + CLOCK_SKEW).order_by("collected_at").first())
+        )
         if after is not None:
             evidence = evidence.filter(seq__lt=after)
     return evidence
@@ -571,7 +587,7 @@ def check_patch(request, check_id: int, body: s.CheckPatch):
     if sent.get("params") is not None:
         form = ParamsForm(check=check)
         data = {name: form[name].value() for name in form.fields}
-        given = {k: ", ".join(v) if isinstance(v, list) and k in data and not _choices(form, k) else v
+        given = {k: ", ".join(map(str, v)) if isinstance(v, list) and k in data and not _choices(form, k) else v
                  for k, v in sent["params"].items()}  # fmt: skip
         unknown = sorted(set(given) - set(data))
         if unknown:

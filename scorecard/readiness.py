@@ -35,7 +35,7 @@ def readiness(*, scorecard: Scorecard, max_age: timedelta | None = None, now=Non
                      "trusted": row.trusted, "reasons": row_reasons})  # fmt: skip
     return {
         "cluster": scorecard.cluster.name,
-        "ready": not reasons,
+        "ready": view.ready and not reasons,
         "proven": view.proven,
         "chain": {"ok": chain.ok, "count": chain.count, "head": chain.head_hash, "reason": chain.reason},
         "rows": rows,

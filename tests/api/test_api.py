@@ -213,7 +213,7 @@ def test_only_an_administrator_makes_or_revokes_someone_elses_tokens(as_role):
 @pytest.mark.parametrize("body", [{"name": ""}, {"name": "x" * 101}, {"name": "ok", "days": 0}, {"name": "\x00"}])
 def test_a_bad_token_request_is_refused_with_the_field(as_role, body):
     answer = as_role("viewer").call("post", "/tokens", body)
-    assert answer.status_code == 422 and answer.json()["detail"][0]["loc"][-1] in ("name", "days")
+    assert answer.status_code == 422 and answer.json()["detail"][0]["loc"][-1] in ("name", "days", "body")
 
 
 def test_a_deactivated_users_token_stops_working(as_role):
@@ -397,6 +397,12 @@ def test_running_checks_through_the_api_produces_evidence_on_the_worker(as_role,
     runs = api.call("post", f"/clusters/{scorecard.cluster_id}/run-checks")
     assert runs.status_code == 202 and len(runs.json()) >= 5
     assert api.get(f"/checks/{check.pk}").json()["status"] == "PASS"
+    from scorecard.models import CheckRun
+
+    # Every run done before the test ends: the database is emptied under a worker otherwise.
+    ids = [run["id"] for run in runs.json()]
+    finished = CheckRun.objects.filter(pk__in=ids, state__in=[CheckRun.State.DONE, CheckRun.State.FAILED])
+    wait_for(lambda: finished.count() == len(ids), timeout=120, message="every queued run")
 
 
 def drill_body(**params):
@@ -492,6 +498,47 @@ def test_the_pipeline_script_exits_0_when_ready_1_when_not_and_2_when_it_cannot_
     assert gate("--cluster", "prod", token="")[0] == 2
 
 
+def test_the_pipeline_script_never_follows_a_redirect_and_says_2_for_answers_it_cannot_read(tmp_path):
+    import http.server
+    import subprocess
+    import threading
+
+    seen = []
+
+    class Odd(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            seen.append((self.server.server_port, self.headers.get("Authorization")))
+            if self.server.server_port == redirecting.server_port:
+                self.send_response(302)
+                self.send_header("Location", f"http://127.0.0.1:{other.server_port}/accounts/login/")
+                self.end_headers()
+                return
+            body = b'"upstream gone"' if "clusters" in self.path else b"{}"
+            self.send_response(502 if "clusters" in self.path else 200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    redirecting = http.server.HTTPServer(("127.0.0.1", 0), Odd)
+    other = http.server.HTTPServer(("127.0.0.1", 0), Odd)
+    for server in (redirecting, other):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for server in (redirecting, other):
+            done = subprocess.run(
+                ["/usr/bin/python3", "scripts/readiness-gate", "--url", f"http://127.0.0.1:{server.server_port}",
+                 "--cluster", "prod"], env={"SCORECARD_TOKEN": "rrs_00000000_secret", "PATH": "/usr/bin"},
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    finally:
+        for server in (redirecting, other):
+            server.shutdown()
+    assert all(port != other.server_port for port, _ in seen[:1]) and len(seen) == 2  # the redirect was not followed
+
+
 def test_hostile_input_gets_a_clear_refusal_never_a_server_error(as_role):
     api = as_role("viewer")
     too_big = api.call("post", "/tokens", {"name": "x" * 3_000_000})
@@ -504,7 +551,7 @@ def test_hostile_input_gets_a_clear_refusal_never_a_server_error(as_role):
     assert api.get("/clusters/99999999999999999999/scorecard").status_code == 404
     assert api.call("post", "/tokens", ["not", "an", "object"]).status_code == 422
     cluster = register("prod").cluster
-    commands = {"broker_down": ["stop", "a\x00b"], "broker_up": ["start", "{broker}"]}
+    commands = {"broker_down": ["stop", "a\x01b"], "broker_up": ["start", "{broker}"]}
     body = {"actuator": "command", "actuator_commands": commands}
     nul = as_role("admin").call("patch", f"/clusters/{cluster.pk}", body)
     assert nul.status_code == 422 and "control character" in json.dumps(nul.json())
@@ -587,3 +634,35 @@ def test_list_and_scorecard_queries_do_not_grow_with_the_evidence(as_role):
     for n in range(60):
         evidence_append(check=check, status="PASS", summary=f"n{n}", measurements={}, collected_by="celery@w")
     assert [queries(path) for path in paths] == before
+
+
+def test_strings_postgresql_cannot_store_and_calendar_edges_are_refused_or_answered_never_a_500(as_role):
+    admin = as_role("admin")
+    scorecard = register("prod")
+    check = check_of(scorecard, "ack_write")
+    row, cluster = f"/rows/{check.row_id}", f"/clusters/{scorecard.cluster_id}"
+    for path, body in (("/tokens", {"name": "a\ud800b"}), ("/tokens", {"name": "x", "user": "\x00"}),
+                       (row, {"owner": "a\ud800"}), (row, {"owner_user": "\x00"}),
+                       (cluster, {"sasl_password": "\ud800"})):  # fmt: skip
+        method = "post" if path == "/tokens" else "patch"
+        assert admin.call(method, path, body).status_code == 422, (path, body)
+    assert admin.get("/tokens", user="\x00").status_code == 422
+    assert admin.call("patch", f"/checks/{check.pk}", {"params": {"records": [1, {"b": 2}]}}).status_code == 422
+    cleared = admin.call("patch", f"/clusters/{scorecard.cluster_id}", {"actuator_commands": None})
+    assert cleared.status_code == 200 and cleared.json()["actuator_commands"] == {}
+    url = f"/clusters/{scorecard.cluster_id}/evidence"
+    for edge in (
+        {"since": "0001-01-01T00:00:00"},
+        {"since": "0001-01-01T00:00:00+01:00"},
+        {"until": "9999-12-31T23:59:00"},
+    ):
+        assert admin.get(url, **edge).status_code == 200, edge
+    assert Api(token="rrs_\x00_x").get("/me").status_code == 401
+
+
+def test_a_token_cannot_make_a_token_that_outlives_it(as_role):
+    user = user_with_role("vera", "viewer")
+    short = Api(token=token_create(actor=user, name="short", days=3)[1])
+    assert short.call("post", "/tokens", {"name": "forever"}).status_code == 422
+    assert short.call("post", "/tokens", {"name": "longer", "days": 30}).status_code == 422
+    assert short.call("post", "/tokens", {"name": "shorter", "days": 2}).status_code == 201

@@ -37,9 +37,11 @@ class Command(BaseCommand):
                     raise CommandError(" ".join(exc.messages)) from None
                 self.stdout.write(token)
             elif action == "revoke":
-                token = ApiToken.objects.filter(prefix=options["prefix"].removeprefix("rrs_")[:16]).first()
+                # The prefix as `list` prints it (rrs_1a2b3c4d_…), or the whole token: never echoed.
+                prefix = options["prefix"].removeprefix("rrs_").split("_")[0]
+                token = ApiToken.objects.filter(prefix=prefix[:16]).first() if prefix.isalnum() else None
                 if token is None:
-                    raise CommandError(f"no token with prefix {options['prefix']!r}")
+                    raise CommandError("no token with that prefix (manage.py api_token list shows them)")
                 token_revoke(actor=system, token=token)
                 self.stdout.write(f"revoked {token}")
             else:
