@@ -76,7 +76,9 @@ def fetch(opener, url: str, data: dict | None = None, headers: dict | None = Non
     body = urllib.parse.urlencode(data).encode() if data is not None else None
     request = urllib.request.Request(url, data=body, headers=headers or {})  # noqa: S310 (the test server)
     try:
-        response = opener.open(request, timeout=20)
+        # A worker's first request loads the URLs (the API's schemas among them): on a machine
+        # busy with the rest of the suite that took over 20 s once.
+        response = opener.open(request, timeout=90)
     except urllib.error.HTTPError as error:
         response = error
     return response.status, dict(response.headers), response.read()
