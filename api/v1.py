@@ -35,7 +35,7 @@ from scorecard.forms import ClusterForm, ExportForm, ParamsForm, RowForm, Schedu
 from scorecard.models import AuditExport, Check, Cluster, Evidence, Row, Scorecard
 from scorecard.models import Status as EvidenceStatus
 from scorecard.readiness import readiness as readiness_answer
-from scorecard.report import ExportBusy, export_request
+from scorecard.report import ExportBusy, export_request, export_response, visible_exports
 from scorecard.targets import GUARDRAILS
 
 MAX_PAGE = 500
@@ -157,11 +157,6 @@ def _check(request, check_id: int) -> Check:
 def _drill(request, run_id: int) -> DrillRun:
     runs = DrillRun.objects.select_related("cluster").filter(roles.visible(request.user, "cluster__"))
     return get_object_or_404(runs, pk=run_id)
-
-
-def _exports(request):
-    hidden = Scorecard.objects.exclude(roles.visible(request.user, "cluster__"))
-    return AuditExport.objects.exclude(scorecards__in=hidden).defer("pdf")
 
 
 # Answers.
@@ -506,15 +501,7 @@ def drill_start(request, cluster_id: int, body: s.DrillIn):
     form = drill_start_form(cluster, data={**data, "confirm": body.confirm})
     if not form.is_valid():
         raise _form_errors(form)
-    run = drill_services.drill_run_start(
-        cluster=cluster,
-        scenario=form.cleaned_data["scenario"],
-        params=form.params,
-        guardrails=form.guardrails,
-        may_loosen=roles.can(request.user, "approve_drills"),
-        requested_by=request.user.get_username(),
-    )
-    return Status(201, _drill_out(run))
+    return Status(201, _drill_out(form.start(request.user)))
 
 
 rows = Router(tags=["rows and checks"])
@@ -668,7 +655,7 @@ exports = Router(tags=["audit exports"])
 
 @exports.get("/exports", response={200: s.ExportPage, **REFUSALS}, summary="Audit PDFs, newest first")
 def export_list(request, cursor: str | None = None, limit: int = Query(50, ge=1, le=MAX_PAGE)):
-    return _page(_exports(request), key="-id", cursor=cursor, limit=limit, out=_export_out)
+    return _page(visible_exports(request.user).defer("pdf"), key="-id", cursor=cursor, limit=limit, out=_export_out)
 
 
 @exports.post("/exports", response={202: s.ExportOut, **WRITE_REFUSALS}, summary="Ask for an audit PDF")
@@ -692,7 +679,7 @@ def export_make(request, body: s.ExportIn):
 
 @exports.get("/exports/{export_id}", response={200: s.ExportOut, **REFUSALS}, summary="One audit PDF's state")
 def export_get(request, export_id: int):
-    return _export_out(get_object_or_404(_exports(request), pk=export_id))
+    return _export_out(get_object_or_404(visible_exports(request.user).defer("pdf"), pk=export_id))
 
 
 @exports.get(
@@ -702,11 +689,7 @@ def export_get(request, export_id: int):
     openapi_extra={"responses": {200: {"description": "The PDF", "content": {"application/pdf": {}}}}},
 )
 def export_download(request, export_id: int):
-    export = get_object_or_404(_exports(request).defer(None), pk=export_id, state=AuditExport.State.DONE)
-    response = HttpResponse(bytes(export.pdf), content_type="application/pdf")
-    response["Content-Disposition"] = f'attachment; filename="audit-{export.pk}.pdf"'
-    response["X-Content-SHA256"] = export.sha256
-    return response
+    return export_response(get_object_or_404(visible_exports(request.user), pk=export_id, state=AuditExport.State.DONE))
 
 
 as_code = Router(tags=["scorecard as code"])

@@ -4,7 +4,7 @@ from django import forms
 
 from drills import services
 from drills.models import WEEKDAY_NAMES
-from scorecard import catalog
+from scorecard import catalog, roles
 from scorecard.catalog import Scenario
 from scorecard.forms import add_param_errors, param_field
 from scorecard.models import Cluster, Row
@@ -80,6 +80,17 @@ class DrillForm(forms.Form):
         # What was typed for each guardrail (None: take the rows'); the service decides.
         self.guardrails = {name: values.get(name) for name in GUARDRAILS}
         return data
+
+    def start(self, user):
+        """Queue the drill as `user` asked it (page or API); DrillRefused or QueueUnavailable."""
+        return services.drill_run_start(
+            cluster=self.cluster,
+            scenario=self.cleaned_data["scenario"],
+            params=self.params,
+            guardrails=self.guardrails,
+            may_loosen=roles.can(user, "approve_drills"),
+            requested_by=user.get_username(),
+        )
 
 
 class DrillScheduleForm(forms.Form):

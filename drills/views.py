@@ -54,14 +54,7 @@ def drill_list(request, cluster_id: int):
     form = drill_start_form(cluster, data=request.POST)
     if form.is_valid():
         try:
-            run = services.drill_run_start(
-                cluster=cluster,
-                scenario=form.cleaned_data["scenario"],
-                params=form.params,
-                guardrails=form.guardrails,
-                may_loosen=roles.can(request.user, "approve_drills"),
-                requested_by=request.user.get_username(),
-            )
+            run = form.start(request.user)
         except services.DrillRefused as exc:
             form.add_error(None, str(exc))
         except services.QueueUnavailable as exc:

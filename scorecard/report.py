@@ -15,11 +15,12 @@ from django.apps import apps
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.http import HttpResponse
 from django.template.loader import render_to_string
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from scorecard import audit, selectors, svgchart
+from scorecard import audit, roles, selectors, svgchart
 from scorecard.evidence import ChainVerification, chain_walk
 from scorecard.models import AuditEvent, AuditExport, Evidence, Scorecard, SignOff, Status
 from scorecard.presentation import event_rows, figure_rows
@@ -192,6 +193,20 @@ def audit_pdf(*, scorecards: list[Scorecard], since: datetime, until: datetime, 
 
 
 # --- exports: asked for on a page, built by a worker -------------------------------------------
+
+
+def visible_exports(user):
+    """Exports whose every scorecard the user may see (page and API)."""
+    hidden = Scorecard.objects.exclude(roles.visible(user, "cluster__"))
+    return AuditExport.objects.exclude(scorecards__in=hidden)
+
+
+def export_response(export: AuditExport) -> HttpResponse:
+    """A finished export as a download, with its SHA-256 for the recipient to check."""
+    response = HttpResponse(bytes(export.pdf), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="audit-{export.pk}.pdf"'
+    response["X-Content-SHA256"] = export.sha256
+    return response
 
 
 class ExportBusy(Exception):

@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -28,7 +28,7 @@ from scorecard.forms import (
     may_loosen,
 )
 from scorecard.models import AuditEvent, AuditExport, Check, Cluster, Row, Scorecard
-from scorecard.report import ExportBusy, export_request
+from scorecard.report import ExportBusy, export_request, export_response, visible_exports
 from scorecard.trends import PERIODS as TREND_PERIODS
 from scorecard.trends import trends as trend_charts
 
@@ -301,12 +301,6 @@ def trends(request, cluster_id: int):
     return render(request, "scorecard/trends.html", context)
 
 
-def _exports(request):
-    """Exports whose every scorecard the user may see."""
-    hidden = Scorecard.objects.exclude(roles.visible(request.user, "cluster__"))
-    return AuditExport.objects.exclude(scorecards__in=hidden)
-
-
 @role_required("read")
 def exports(request):
     """Audit PDFs asked for, newest first; a POST from a scorecard page asks for one."""
@@ -328,15 +322,11 @@ def exports(request):
             return redirect("scorecard-exports")
         messages.success(request, f"Building the audit PDF of {export.cluster_names}: it appears below when ready.")
         return redirect("scorecard-exports")
-    listing = list(_exports(request).defer("pdf")[:100])
+    listing = list(visible_exports(request.user).defer("pdf")[:100])
     building = any(export.state in (AuditExport.State.QUEUED, AuditExport.State.RUNNING) for export in listing)
     return render(request, "scorecard/exports.html", {"exports": listing, "building": building})
 
 
 @role_required("read")
 def export_download(request, export_id: int):
-    export = get_object_or_404(_exports(request), pk=export_id, state=AuditExport.State.DONE)
-    response = HttpResponse(bytes(export.pdf), content_type="application/pdf")
-    response["Content-Disposition"] = f'attachment; filename="audit-{export.pk}.pdf"'
-    response["X-Content-SHA256"] = export.sha256
-    return response
+    return export_response(get_object_or_404(visible_exports(request.user), pk=export_id, state=AuditExport.State.DONE))
