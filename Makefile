@@ -34,7 +34,7 @@ serve: check-python $(VENV)/.installed
 # tests in one xdist_group run one after another in the same process.
 TEST_PROCESSES ?= 4
 test: check-python $(VENV)/.installed-dev
-	scripts/ensure-system-packages pdf browser promtool
+	scripts/ensure-system-packages pdf browser promtool tls
 	SCORECARD_MODE=test \
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15} \
