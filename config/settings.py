@@ -37,6 +37,11 @@ if not SECRET_KEY:
     SECRET_KEY = f"insecure-{MODE}-key-not-for-production"
 elif len(SECRET_KEY) < 32:
     raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters long")
+# Rotating SECRET_KEY: put the old key here while the new one takes over, so sessions signed
+# with it stay valid until they expire (SESSION_IDLE_MINUTES); then remove it.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
+if any(len(key) < 32 for key in SECRET_KEY_FALLBACKS):
+    raise ImproperlyConfigured("SECRET_KEY_FALLBACKS: each key must be at least 32 characters long")
 
 # Stored cluster secrets are encrypted with these Fernet keys, newest first: add a new key in
 # front, run `manage.py rotate_secrets`, then drop the old one. Demo and test modes keep one

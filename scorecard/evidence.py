@@ -21,21 +21,31 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from scorecard.models import EVIDENCE_STATUSES, GENESIS_HASH, Check, CheckRun, Evidence, Scorecard
 
-__all__ = ["GENESIS_HASH", "ChainVerification", "chain_states", "chain_verify", "chain_walk", "evidence_append"]
+__all__ = [
+    "GENESIS_HASH",
+    "ChainRekeyRefused",
+    "ChainVerification",
+    "chain_rekey",
+    "chain_states",
+    "chain_verify",
+    "chain_walk",
+    "evidence_append",
+]
 
 
 # Migration 0005 marks chains that did not hold before they were re-keyed with this reason.
 BROKEN_BEFORE_UPGRADE = "before the upgrade to keyed hashes"
 
 
-def _mac(message: str) -> str:
-    return hmac.new(settings.SCORECARD_EVIDENCE_KEY.encode(), message.encode(), hashlib.sha256).hexdigest()
+def _mac(message: str, key: str | None = None) -> str:
+    key = key or settings.SCORECARD_EVIDENCE_KEY
+    return hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
 def evidence_payload(evidence: Evidence) -> dict:
@@ -54,13 +64,13 @@ def evidence_payload(evidence: Evidence) -> dict:
     }
 
 
-def evidence_hash(payload: dict, prev_hash: str) -> str:
+def evidence_hash(payload: dict, prev_hash: str, key: str | None = None) -> str:
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return _mac(canonical + prev_hash)
+    return _mac(canonical + prev_hash, key)
 
 
-def _signature(kind: str, scorecard_id: int, count: int, last_hash: str) -> str:
-    return _mac(f"{kind}\x1f{scorecard_id}\x1f{count}\x1f{last_hash}")
+def _signature(kind: str, scorecard_id: int, count: int, last_hash: str, key: str | None = None) -> str:
+    return _mac(f"{kind}\x1f{scorecard_id}\x1f{count}\x1f{last_hash}", key)
 
 
 def head_sign(scorecard: Scorecard) -> None:
@@ -167,8 +177,9 @@ def _with_bounds(scorecards):
     )
 
 
-def _walk(scorecard: Scorecard, start: int, prev_hash: str) -> tuple[int | None, str]:
-    """Check links start..head; (first broken seq or None, reason)."""
+def _walk(scorecard: Scorecard, start: int, prev_hash: str, key: str | None = None) -> tuple[int | None, str]:
+    """Check links start..head (under `key`, by default the configured one); (first broken seq
+    or None, reason)."""
     expected_seq = start
     links = Evidence.objects.filter(scorecard=scorecard, seq__gte=start, seq__lte=scorecard.head_count)
     for evidence in links.order_by("seq").iterator(chunk_size=500):
@@ -176,7 +187,7 @@ def _walk(scorecard: Scorecard, start: int, prev_hash: str) -> tuple[int | None,
             return expected_seq, f"evidence #{expected_seq} is missing"
         if evidence.prev_hash != prev_hash:
             return evidence.seq, f"evidence #{evidence.seq} does not link to its predecessor"
-        if not hmac.compare_digest(evidence_hash(evidence_payload(evidence), prev_hash), evidence.hash):
+        if not hmac.compare_digest(evidence_hash(evidence_payload(evidence), prev_hash, key), evidence.hash):
             return evidence.seq, f"evidence #{evidence.seq} was changed or re-hashed after it was recorded"
         prev_hash = evidence.hash
         expected_seq += 1
@@ -294,3 +305,91 @@ def chain_walk_all() -> dict[str, int]:
     for scorecard in Scorecard.objects.all().iterator():
         result["whole" if chain_walk(scorecard=scorecard).ok else "broken"] += 1
     return result
+
+
+# --- rotating the evidence key ----------------------------------------------------------------
+
+
+class ChainRekeyRefused(Exception):
+    """Some chain does not hold under the previous key: re-signing it would launder the break."""
+
+
+def _problem_under(scorecard: Scorecard, key: str) -> str:
+    """Why the chain does not hold under `key` (head signature, bounds and every link), or ""."""
+    expected = _signature("head", scorecard.pk, scorecard.head_count, scorecard.head_hash, key)
+    if not hmac.compare_digest(expected, scorecard.head_signature or ""):
+        return "its signed head does not verify under the previous key"
+    broken_seq, reason = _bounds_problem(scorecard)
+    if not reason:
+        broken_seq, reason = _walk(scorecard, 1, GENESIS_HASH, key)
+    return reason
+
+
+def _resign(scorecard: Scorecard, key: str) -> int:
+    """Recompute every link, the head and the checkpoint of one (verified) chain under `key`."""
+    prev_hash, checkpoint_hash, links = GENESIS_HASH, GENESIS_HASH, 0
+    batch: list[tuple[str, str, int]] = []
+    # Evidence is append-only for the application; this sanctioned re-signing writes the two
+    # hash columns directly, inside the transaction that holds the scorecard's lock.
+    sql = "UPDATE scorecard_evidence SET prev_hash = %s, hash = %s WHERE id = %s"
+    links_qs = Evidence.objects.filter(scorecard=scorecard).order_by("seq")
+    with connection.cursor() as cursor:
+        for evidence in links_qs.iterator(chunk_size=1000):
+            new_hash = evidence_hash(evidence_payload(evidence), prev_hash, key)
+            batch.append((prev_hash, new_hash, evidence.pk))
+            if evidence.seq == scorecard.verified_count:
+                checkpoint_hash = new_hash
+            prev_hash, links = new_hash, links + 1
+            if len(batch) >= 1000:
+                cursor.executemany(sql, batch)
+                batch.clear()
+        if batch:
+            cursor.executemany(sql, batch)
+    scorecard.head_hash = prev_hash
+    scorecard.head_signature = _signature("head", scorecard.pk, scorecard.head_count, prev_hash, key)
+    if scorecard.verified_count:
+        scorecard.verified_hash = checkpoint_hash
+    scorecard.verified_signature = _signature(
+        "checkpoint", scorecard.pk, scorecard.verified_count, scorecard.verified_hash, key
+    )
+    Scorecard.objects.filter(pk=scorecard.pk).update(
+        head_hash=scorecard.head_hash,
+        head_signature=scorecard.head_signature,
+        verified_hash=scorecard.verified_hash,
+        verified_signature=scorecard.verified_signature,
+    )
+    return links
+
+
+@transaction.atomic
+def chain_rekey(*, previous_key: str, key: str) -> dict[str, int]:
+    """Move every evidence chain from the previous evidence key to `key`: all or nothing.
+
+    Every scorecard is locked (appends wait), every link is checked under the previous key, and
+    only when all chains hold is each one re-signed (links, head, checkpoint). A chain that does
+    not hold refuses the whole rotation: re-signing would make its break disappear."""
+    from scorecard import audit
+
+    if not previous_key or previous_key == key:
+        raise ChainRekeyRefused("the previous key must be given and differ from the new one")
+    scorecards = list(_with_bounds(Scorecard.objects.select_for_update(of=("self",)).order_by("pk")))
+    problems = [
+        f"{scorecard.cluster.name}: {reason}"
+        for scorecard in scorecards
+        if (reason := _problem_under(scorecard, previous_key))
+    ]
+    if problems:
+        raise ChainRekeyRefused(
+            "nothing was re-signed; these chains do not hold under the previous key: " + "; ".join(problems)
+        )
+    totals = {"scorecards": 0, "links": 0}
+    for scorecard in scorecards:
+        links = _resign(scorecard, key)
+        audit.record(
+            "evidence.rekey",
+            scorecard,
+            comment=f"{links} evidence links re-signed under the new key after every chain verified under the old one",
+        )
+        totals["scorecards"] += 1
+        totals["links"] += links
+    return totals

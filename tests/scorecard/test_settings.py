@@ -40,6 +40,7 @@ def test_production_settings_start():
     [
         ({"SECRET_KEY": ""}, "SECRET_KEY"),
         ({"SECRET_KEY": "short"}, "SECRET_KEY"),
+        ({"SECRET_KEY_FALLBACKS": "y" * 40 + ",short"}, "SECRET_KEY_FALLBACKS"),
         ({"DATABASE_URL": ""}, "DATABASE_URL"),
         ({"DATABASE_URL": "mysql://db/x"}, "DATABASE_URL"),
         ({"DATABASE_URL": "postgres://host:notaport/db"}, "DATABASE_URL"),
