@@ -31,6 +31,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def broker_command(port: int, advertised_port: int | None = None) -> list[str]:
+    listen = f"tcp://127.0.0.1:{port}"
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
+    return [broker_binary(), "broker", "--listener-url", listen, "--advertised-listener-url", advertised]
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
@@ -44,14 +50,16 @@ class TansuBroker:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     log_path: str = os.devnull
+    # The port clients are told to use, when something else (a TLS terminator) listens there
+    # and forwards to `port`; None: the broker's own port.
+    advertised_port: int | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        url = f"tcp://127.0.0.1:{self.port}"
-        return [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        return broker_command(self.port, self.advertised_port)
 
     def start(self, *, timeout: float = 10.0) -> "TansuBroker":
         if _listening(self.port):
@@ -94,16 +102,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m drills.tansu")
     parser.add_argument("action", choices=["start"])
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--advertised-port", type=int, help="the port clients are told to use (a TLS terminator's)")
     args = parser.parse_args(argv)
-    if not 1024 <= args.port <= 65535:
-        parser.error("--port must be between 1024 and 65535")
+    for name, port in (("--port", args.port), ("--advertised-port", args.advertised_port)):
+        if port is not None and not 1024 <= port <= 65535:
+            parser.error(f"{name} must be between 1024 and 65535")
     broker = TansuBroker(port=args.port)
     try:
-        url = f"tcp://127.0.0.1:{args.port}"
         if _listening(args.port):
             raise TansuError(f"port {args.port} is already in use")
         process = subprocess.Popen(
-            [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            broker_command(args.port, args.advertised_port),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,

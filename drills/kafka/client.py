@@ -6,6 +6,7 @@ KafkaCallError or UnsupportedApi. The other modules of the package build on them
 """
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,7 +82,51 @@ class ConnectionSettings:
         return config
 
 
-def _translate(exc: KafkaException, api: str) -> KafkaCallError:
+_AUTH_CODES = frozenset(
+    {
+        KafkaError._AUTHENTICATION,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+        KafkaError.UNSUPPORTED_SASL_MECHANISM,
+        KafkaError.ILLEGAL_SASL_STATE,
+    }
+)
+# librdkafka's words, e.g. "SASL SCRAM-SHA-512 mechanism handshake failed: Broker: Unsupported SASL
+# mechanism: broker's supported mechanisms: PLAIN (after 0ms in state AUTH_HANDSHAKE)" and
+# "SASL authentication error: Authentication failed: Invalid username or password (after ...)".
+_HANDSHAKE = re.compile(r"SASL (\S+) mechanism handshake failed")
+_OFFERED = re.compile(r"supported mechanisms: ([^()]*?)\s*(?:\(after|$)")
+_BROKER_SAID = re.compile(r"SASL authentication error: (.*?)\s*(?:\(after|$)")
+
+
+def sasl_reason(error: KafkaError) -> str | None:
+    """What a SASL refusal means to the person who configured the cluster; None when the error is
+    not a SASL refusal. The text never holds the password: librdkafka does not put it in errors."""
+    if error.code() not in _AUTH_CODES:
+        return None
+    text = error.str()
+    offered = _OFFERED.search(text)
+    if offered or error.code() == KafkaError.UNSUPPORTED_SASL_MECHANISM:
+        mechanism = _HANDSHAKE.search(text)
+        mechanisms = ", ".join(m.strip() for m in offered.group(1).split(",") if m.strip()) if offered else ""
+        return f"the broker does not enable SASL mechanism {mechanism.group(1) if mechanism else 'configured'}; " + (
+            f"it offers {mechanisms}" if mechanisms else "it offers none"
+        )
+    said = _BROKER_SAID.search(text)
+    if said or error.code() == KafkaError.SASL_AUTHENTICATION_FAILED:
+        return "authentication failed: the broker refused the SASL username or password" + (
+            f" (the broker said: {said.group(1)})" if said and said.group(1) else ""
+        )
+    return f"authentication failed: {text}"
+
+
+def _translate(exc: KafkaException, api: str, reported: list[KafkaError] | None = None) -> KafkaCallError:
+    """The typed error for a failed call. `reported` holds what librdkafka sent to error_cb
+    meanwhile: a SASL refusal reaches the caller only that way (the call itself just fails with
+    a transport error), so it explains the failure better than the call's own error."""
+    for error in reported or ():
+        reason = sasl_reason(error)
+        if reason:
+            return KafkaCallError(f"{api}: {reason}")
     error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
     if error is None:
         return KafkaCallError(f"{api} failed: {exc}")
@@ -92,13 +137,20 @@ def _translate(exc: KafkaException, api: str) -> KafkaCallError:
         return KafkaCallError(f"{api} timed out: {error.str()}")
     if code in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE):
         return KafkaCallError(f"{api}: cluster unreachable or not answering ({error.str()})")
-    if code in (KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._AUTHENTICATION, KafkaError._SSL):
-        return KafkaCallError(f"{api}: authentication failed ({error.name()})")
+    if code in _AUTH_CODES:
+        return KafkaCallError(f"{api}: {sasl_reason(error)}")
+    if code == KafkaError._SSL:
+        return KafkaCallError(f"{api}: TLS handshake failed ({error.str()})")
     return KafkaCallError(f"{api} failed: {error.name()}: {error.str()}")
 
 
-def _admin(settings: ConnectionSettings, timeout: float) -> AdminClient:
-    return AdminClient(settings.client_config(timeout))
+def _admin(settings: ConnectionSettings, timeout: float, reported: list[KafkaError] | None = None) -> AdminClient:
+    """An admin client; with `reported`, the errors librdkafka reports (through error_cb, served
+    by `poll`) are appended to it."""
+    config = settings.client_config(timeout)
+    if reported is not None:
+        config["error_cb"] = reported.append
+    return AdminClient(config)
 
 
 def _answer(api: str, timeout: float, send: Callable[[], Any]) -> Any:

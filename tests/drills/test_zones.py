@@ -3,6 +3,7 @@
 import pytest
 
 from drills.services import check_run_request
+from drills.tasks import run_check
 from scorecard.models import CheckRun, Evidence
 from tests.conftest import celery_env, start_worker, stop_worker, unique_queue, wait_for
 from tests.factories import check_of, register
@@ -33,5 +34,5 @@ def test_a_worker_serves_only_its_zones_queue_and_the_other_zone_waits_for_its_o
     finally:
         for worker in workers:
             stop_worker(worker)
-    received = [worker.log().count("drills.tasks.run_check[") for worker in workers]
+    received = [worker.log().count(f"{run_check.name}[") for worker in workers]
     assert received == [2, 2]  # each worker saw one run: "received" and "succeeded"
