@@ -19,6 +19,8 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import NinjaAPI, Query, Router, Status
+from ninja.errors import HttpError
+from ninja.parser import Parser
 from ninja.security import HttpBearer
 
 from api import schemas as s
@@ -37,9 +39,42 @@ from scorecard.models import Status as EvidenceStatus
 from scorecard.readiness import readiness as readiness_answer
 from scorecard.report import ExportBusy, export_request, export_response, visible_exports
 from scorecard.targets import GUARDRAILS
+from scorecard.validators import json_nesting_problem
 
 MAX_PAGE = 500
 MAX_AGE_LIMIT = 10 * 365 * 86400
+# A JSON body: the largest one the schemas need is a cluster with its CA certificates (at most
+# 100,000 characters); the deepest, a check's or a drill's parameters. Both are checked before
+# json.loads, so a huge or 100,000-deep body is a 422, never memory or a RecursionError.
+MAX_JSON_BODY_BYTES = 500_000
+MAX_JSON_BODY_DEPTH = 20
+
+
+class BodyRefused(ValueError):
+    """A JSON body refused before (or while) it is parsed; ninja wraps it in a 400 HttpError."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+class BoundedParser(Parser):
+    """JSON bodies checked for size and nesting before they are parsed."""
+
+    def parse_body(self, request):
+        # request.body raises RequestDataTooBig above DATA_UPLOAD_MAX_MEMORY_SIZE (a 413 below).
+        try:
+            text = request.body.decode()
+        except UnicodeDecodeError:
+            raise BodyRefused("the body is not UTF-8 text") from None
+        if len(request.body) > MAX_JSON_BODY_BYTES:
+            raise BodyRefused(f"a JSON body of at most {MAX_JSON_BODY_BYTES:,} bytes", status=413)
+        if problem := json_nesting_problem(text, max_bytes=MAX_JSON_BODY_BYTES, max_depth=MAX_JSON_BODY_DEPTH):
+            raise BodyRefused(f"the body was refused before parsing: {problem}")
+        try:
+            return json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise BodyRefused(f"the body is not valid JSON: {exc}") from None
 
 
 class BearerToken(HttpBearer):
@@ -73,6 +108,7 @@ api = NinjaAPI(
     auth=BearerToken(),
     urls_namespace="api-v1",
     docs_url="/docs",
+    parser=BoundedParser(),
 )
 
 
@@ -95,6 +131,14 @@ def _invalid(request, exc):
     if hasattr(exc, "error_dict"):
         return _error(request, 422, [{"loc": ["body", f], "msg": " ".join(m)} for f, m in exc.message_dict.items()])
     return _error(request, 422, [{"loc": ["body"], "msg": m} for m in exc.messages])
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc):
+    # Ninja answers any failure to parse a body "Cannot parse request body": say why instead.
+    if isinstance(exc.__cause__, BodyRefused):
+        return _error(request, exc.__cause__.status, str(exc.__cause__))
+    return _error(request, exc.status_code, str(exc))
 
 
 @api.exception_handler(RequestDataTooBig)

@@ -108,6 +108,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads a body: an oversized one is a 413 with a sentence (config/middleware.py).
+    "config.middleware.RequestBodyLimitMiddleware",
     # Static files from the application itself (compressed, hashed names in production).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -134,6 +136,15 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
+
+# Request bodies. Forms, JSON (the API) and YAML bodies are read into memory: at most 2.5 MB
+# (a 1 MB YAML import fits: its page posts multipart, unescaped). A multipart post may also
+# carry an uploaded file (the YAML import's, at most 1 MB): at most 4 MB in all. Above either,
+# a 413 with a sentence (config/middleware.py).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+DATA_UPLOAD_MAX_NUMBER_FILES = 10
+REQUEST_BODY_MAX_BYTES = 4 * 1024 * 1024
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

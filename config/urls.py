@@ -8,6 +8,7 @@ from api import views as api_views
 from api.metrics import metrics
 from api.v1 import api as api_v1
 from scorecard.admin import AuditEventAdmin, RolesAdminSite, RolesUserAdmin, TeamAdmin
+from scorecard.forms import LoginForm
 from scorecard.models import AuditEvent, Team
 
 roles_admin = RolesAdminSite(name="admin")
@@ -22,7 +23,7 @@ urlpatterns = [
     path("api/v1/", api_v1.urls),
     path("tokens/", api_views.token_list, name="api-tokens"),
     path("tokens/<int:token_id>/revoke/", api_views.token_revoke, name="api-token-revoke"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("scorecard.urls")),
     path("", include("drills.urls")),

@@ -6,7 +6,6 @@
 - manual: the drill waits for a person to confirm each step on the drill page.
 """
 
-import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -15,9 +14,8 @@ from dataclasses import dataclass
 from drills.sandbox.control import SandboxControl, SandboxError
 from scorecard.models import Actuator as ActuatorKind
 from scorecard.models import Cluster
-from scorecard.validators import COMMAND_OPS, validate_command_templates
+from scorecard.validators import COMMAND_OPS, placeholder_value_problem, validate_command_templates
 
-_SAFE_VALUE = re.compile(r"^[A-Za-z0-9._:-]{1,253}$")
 MAX_OUTPUT = 4000
 
 
@@ -76,16 +74,21 @@ class CommandActuator:
         broker = self.brokers.get(action.broker)
         if broker is None:
             raise ActuatorError(f"broker {action.broker} is not in the cluster's metadata")
+        # The values come from the cluster's metadata: what the cluster advertises, not what an
+        # administrator typed. Checked here, at every execution, the recovery plan's included.
         values = {
             "broker": str(action.broker),
-            "host": broker["host"],
-            "port": str(broker["port"]),
-            "rack": broker.get("rack") or "",
+            "host": str(broker.get("host") or ""),
+            "port": str(broker.get("port") or ""),
+            "rack": str(broker.get("rack") or ""),
         }
         for name, value in values.items():
-            if value and not _SAFE_VALUE.match(value):
-                raise ActuatorError(f"refusing to put {name}={value!r} into a command")
-        return [arg.format_map(values) for arg in self.templates[action.op]]
+            if problem := placeholder_value_problem(name, value):
+                raise ActuatorError(problem)
+        argv = [arg.format_map(values) for arg in self.templates[action.op]]
+        if argv[0].startswith("-"):
+            raise ActuatorError(f"refusing to run {argv[0][:80]!r}: a program name cannot start with '-'")
+        return argv
 
     def perform(self, action: Action) -> dict:
         argv = self.argv(action)

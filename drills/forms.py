@@ -33,7 +33,9 @@ class DrillForm(forms.Form):
 
     scenario = forms.ChoiceField()  # choices: what the cluster's actuator can perform
     confirm = forms.CharField(
-        label="Type the cluster's name to confirm", help_text="This drill disrupts the cluster for real."
+        max_length=200,
+        label="Type the cluster's name to confirm",
+        help_text="This drill disrupts the cluster for real.",
     )
 
     def __init__(self, *args, cluster, scenarios: list[Scenario], row_limits: dict, **kwargs):

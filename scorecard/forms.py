@@ -1,10 +1,41 @@
 from django import forms
 from django.contrib.auth import get_user_model
-from django.core.validators import RegexValidator
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.validators import MaxLengthValidator, RegexValidator
+from django.forms.fields import InvalidJSONInput
 
 from scorecard import catalog, roles, targets
 from scorecard.models import Check, Cluster, Row, split_tags
 from scorecard.selectors import STATUS_FILTERS
+from scorecard.validators import MAX_JSON_BYTES, MAX_JSON_DEPTH, load_json
+
+
+class BoundedJSONField(forms.JSONField):
+    """JSON typed into a text area: its size and nesting are checked before it is parsed (and
+    again when the page shows it back), so a huge or 100,000-deep document is a clear error."""
+
+    def to_python(self, value):
+        if self.disabled or value in self.empty_values or not isinstance(value, str):
+            return super().to_python(value)
+        try:
+            converted = load_json(value, max_bytes=MAX_JSON_BYTES, max_depth=MAX_JSON_DEPTH)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Enter valid JSON: {exc}.", code="invalid") from None
+        return forms.fields.JSONString(converted) if isinstance(converted, str) else converted
+
+    def bound_data(self, data, initial):
+        if self.disabled or data is None or not isinstance(data, str):
+            return super().bound_data(data, initial)
+        try:
+            return load_json(data, max_bytes=MAX_JSON_BYTES, max_depth=MAX_JSON_DEPTH)
+        except ValueError:
+            return InvalidJSONInput(data[:MAX_JSON_BYTES])
+
+    def has_changed(self, initial, data):
+        try:
+            return super().has_changed(initial, data)
+        except forms.ValidationError:
+            return True
 
 
 class ClusterForm(forms.ModelForm):
@@ -57,6 +88,7 @@ class ClusterForm(forms.ModelForm):
             "ssl_ca_pem": forms.Textarea(attrs={"rows": 3}),
             "actuator_commands": forms.Textarea(attrs={"rows": 4}),
         }
+        field_classes = {"actuator_commands": BoundedJSONField}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -88,6 +120,7 @@ class RowForm(forms.ModelForm):
 
     target_overrides = forms.CharField(
         required=False,
+        max_length=5000,
         label="Targets per scenario",
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="One per line, scenario.metric = number, e.g. broker_loss.write_rto_s = 10",
@@ -241,11 +274,13 @@ def param_field(param: catalog.Param) -> forms.Field:
     if param.kind == "str":
         return forms.CharField(
             required=required,
+            max_length=249,
             validators=[RegexValidator(f"^{catalog.NAME_PATTERN}$", "Use letters, digits, '.', '_' or '-'.")],
             **common,
         )
     if param.kind == "names":
-        return forms.CharField(required=False, **common)
+        # Room for max_items names of the longest length, comma separated.
+        return forms.CharField(required=False, max_length=param.max_items * 251, **common)
     return forms.MultipleChoiceField(
         required=False,
         widget=forms.CheckboxSelectMultiple,
@@ -386,3 +421,20 @@ class ExportForm(forms.Form):
             if (data["until"] - data["since"]).days > MAX_EXPORT_DAYS:
                 raise forms.ValidationError(f"A period of at most {MAX_EXPORT_DAYS} days.")
         return data
+
+
+class LoginForm(AuthenticationForm):
+    """The login form with its username's length enforced: Django's sets max_length after the
+    field is made, so no validator checks it, and django-axes then records the failed attempt
+    in a 255-character column (a database error for a longer name)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["username"]
+        field.validators.append(MaxLengthValidator(field.max_length))
+
+    def clean(self):
+        if self.errors.get("username") or "username" not in self.cleaned_data:
+            # Refused before authenticating: nothing is looked up or recorded for such a name.
+            return self.cleaned_data
+        return super().clean()

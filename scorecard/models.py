@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -19,7 +19,16 @@ from scorecard.validators import (
     validate_ca_pem,
     validate_command_templates,
     validate_queue_name,
+    validate_storable_json,
 )
+
+# Text people type into a text area (a row's test and rollback condition, a NOT APPLICABLE
+# reason): a form, the API and YAML imports all refuse longer text with "at most N characters".
+MAX_TEXT = 5000
+
+
+def bounded_text(**kwargs) -> models.TextField:
+    return models.TextField(max_length=MAX_TEXT, validators=[MaxLengthValidator(MAX_TEXT)], **kwargs)
 
 
 class Status(models.TextChoices):
@@ -116,7 +125,7 @@ class Cluster(models.Model):
     sandbox_control = models.CharField(max_length=500, blank=True)
     standby = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="primaries")
     # Command actuator: {"broker_down": [argv...], "broker_up": [argv...], "timeout_seconds": 60}
-    actuator_commands = models.JSONField(default=dict, blank=True)
+    actuator_commands = models.JSONField(default=dict, blank=True, validators=[validate_storable_json])
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -196,7 +205,9 @@ class Cluster(models.Model):
             errors["ssl_ca_pem"] = "A CA certificate only applies to SSL or SASL_SSL."
         if self.actuator == Actuator.SANDBOX and not self.sandbox_control:
             errors["actuator"] = "The sandbox actuator needs the sandbox control socket."
-        if self.actuator == Actuator.COMMAND:
+        if not isinstance(self.actuator_commands, dict):
+            errors["actuator_commands"] = 'Command templates are a JSON object: {"broker_down": [...], ...}.'
+        elif self.actuator == Actuator.COMMAND:
             if not self.actuator_commands:
                 errors["actuator"] = "The command actuator needs command templates, set by an administrator."
             else:
@@ -265,9 +276,9 @@ class Row(models.Model):
     owner_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_rows"
     )
-    test_description = models.TextField(blank=True)
+    test_description = bounded_text(blank=True)
     # For people; the machine-readable parts below are a drill's guardrails.
-    rollback_condition = models.TextField(blank=True)
+    rollback_condition = bounded_text(blank=True)
     rollback_max_duration_seconds = models.PositiveIntegerField(
         null=True, blank=True, validators=[MinValueValidator(5), MaxValueValidator(3600)]
     )
@@ -326,7 +337,7 @@ class Check(models.Model):
         default=3600, validators=[MinValueValidator(10), MaxValueValidator(365 * 86400)]
     )
     not_applicable = models.BooleanField(default=False)
-    not_applicable_reason = models.TextField(blank=True)
+    not_applicable_reason = bounded_text(blank=True)
     # NOT APPLICABLE takes two people: who asked and when, then an approver who is someone else.
     # `not_applicable` is true only once approved.
     not_applicable_by = models.CharField(max_length=150, blank=True)

@@ -1,6 +1,7 @@
 """Validation of cluster connection settings, shared by forms and the model."""
 
 import ipaddress
+import json
 import re
 import string
 from datetime import UTC, datetime
@@ -15,6 +16,16 @@ QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Command actuator templates: argv lists per operation, with only these placeholders.
 COMMAND_OPS = ("broker_down", "broker_up")
 PLACEHOLDERS = {"broker", "host", "port", "rack"}
+MAX_COMMAND_ARGS = 64
+MAX_COMMAND_ARG_CHARS = 1000
+# What a placeholder may be replaced with: a value starting with "-" would be read as an option
+# (a broker advertising the host `-oProxyCommand=...` must never reach ssh's argv).
+PLACEHOLDER_VALUE = re.compile(r"^[A-Za-z0-9:][A-Za-z0-9._:-]{0,252}$")
+# JSON typed into a form: its size in bytes and nesting are checked before it is parsed, so a
+# megabyte of text or a document nested 100,000 deep costs no memory and no recursion.
+MAX_JSON_BYTES = 20_000
+MAX_JSON_DEPTH = 20
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 def parse_bootstrap_servers(value: str) -> list[tuple[str, int]]:
@@ -116,8 +127,15 @@ def validate_command_templates(templates: dict) -> None:
         argv = templates.get(op)
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) and a for a in argv):
             raise ValueError(f"{op} must be a non-empty list of strings (the program and its arguments)")
+        if argv[0].startswith("-"):
+            raise ValueError(f"{op}: the program (the first item) cannot start with '-'")
+        if len(argv) > MAX_COMMAND_ARGS:
+            raise ValueError(f"{op}: at most {MAX_COMMAND_ARGS} arguments")
         for arg in argv:
-            if any(ord(c) < 32 or c == "\x7f" for c in arg):  # PostgreSQL's JSON refuses NUL; argv cannot hold it
+            if len(arg) > MAX_COMMAND_ARG_CHARS:
+                raise ValueError(f"{op}: an argument of at most {MAX_COMMAND_ARG_CHARS} characters")
+            # PostgreSQL's JSON refuses NUL, an argv cannot hold it, and no one means the others.
+            if any(ord(c) < 32 or c == "\x7f" or 0xD800 <= ord(c) <= 0xDFFF for c in arg):
                 raise ValueError(f"{op}: an argument holds a control character")
             for _, field, spec, conversion in string.Formatter().parse(arg):
                 if field is None:
@@ -127,3 +145,72 @@ def validate_command_templates(templates: dict) -> None:
     timeout = templates.get("timeout_seconds", 60)
     if isinstance(timeout, bool) or not isinstance(timeout, int) or not 1 <= timeout <= 600:
         raise ValueError("timeout_seconds must be a whole number between 1 and 600")
+
+
+def placeholder_value_problem(name: str, value: str) -> str:
+    """Why a value may not fill the placeholder {name} of a command ("" = it may): only host
+    names, addresses, numbers and rack names, never one that reads as an option."""
+    if value and not PLACEHOLDER_VALUE.match(value):
+        shown = value if len(value) <= 80 else value[:80] + "..."
+        why = "it starts with '-' and would be read as an option" if value.startswith("-") else "unsafe characters"
+        return f"refusing to put {name}={shown!r} into a command: {why}"
+    return ""
+
+
+def json_nesting_problem(text: str, *, max_bytes: int, max_depth: int) -> str:
+    """Why JSON text is refused before it is parsed ("" = it may be parsed): larger than
+    `max_bytes` in UTF-8, or nested deeper than `max_depth` (strings skipped)."""
+    if len(text) > max_bytes or len(text.encode(errors="surrogatepass")) > max_bytes:
+        return f"at most {max_bytes:,} bytes of JSON"
+    depth = 0
+    for token in _JSON_TOKENS.finditer(text):
+        symbol = token.group()
+        if symbol in "[{":
+            depth += 1
+            if depth > max_depth:
+                return f"nested deeper than {max_depth} levels"
+        elif symbol in "]}":
+            depth -= 1
+    return ""
+
+
+def storable_problem(value, path: str = "") -> str:
+    """Where a JSON value holds a string PostgreSQL cannot store ("" = nowhere): a NUL (jsonb
+    refuses \\u0000 too) or a lone surrogate. Keys count."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        bad = isinstance(value, str) and ("\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value))
+        return (path or "value") if bad else ""
+    for key, item in items:
+        if found := storable_problem(key, path) or storable_problem(item, f"{path}.{key}".lstrip(".")):
+            return found
+    return ""
+
+
+def load_json(text: str, *, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH):
+    """Parse JSON typed by a person; ValueError with a sentence when it is too large, too deep,
+    malformed or holds what cannot be stored."""
+    if problem := json_nesting_problem(text, max_bytes=max_bytes, max_depth=max_depth):
+        raise ValueError(problem)
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
+    if where := storable_problem(value):
+        raise ValueError(f"{where}: a NUL character or a lone surrogate cannot be stored")
+    return value
+
+
+def validate_storable_json(value) -> None:
+    """Model validator of JSON fields people fill: size, nesting and storable strings."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        raise ValidationError("Not a JSON value.") from None
+    if problem := json_nesting_problem(text, max_bytes=MAX_JSON_BYTES, max_depth=MAX_JSON_DEPTH):
+        raise ValidationError(f"JSON of {problem}.")
+    if where := storable_problem(value):
+        raise ValidationError(f"{where}: a NUL character or a lone surrogate cannot be stored.")
