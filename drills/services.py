@@ -2,6 +2,7 @@
 its abort, a manual step confirmed. Each writes its row first and queues the work on commit;
 workers execute it (`drills.runner`)."""
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from django.conf import settings
@@ -35,7 +36,7 @@ def _unavailable(exc: Exception) -> str:
     return f"could not be queued: the task broker is unreachable ({exc})"
 
 
-def _send_checks(runs: list[CheckRun]) -> None:
+def _send_checks(runs: Sequence[CheckRun]) -> None:
     """Send each run to its cluster's queue; when the broker refuses, no run is left queued."""
     for i, run in enumerate(runs):
         try:
@@ -58,7 +59,8 @@ def scorecard_run_checks(*, scorecard: Scorecard, requested_by: str) -> list[Che
     checks = Check.objects.runnable().filter(row__scorecard=scorecard).select_related("row__scorecard__cluster")
     with transaction.atomic():
         runs = [check_run_create(check=check, requested_by=requested_by) for check in checks]
-        transaction.on_commit(lambda: _send_checks(runs))
+        # A copy: the caller may extend the list it gets back before the transaction commits.
+        transaction.on_commit(lambda queued=tuple(runs): _send_checks(queued))
     return runs
 
 

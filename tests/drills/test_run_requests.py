@@ -40,3 +40,27 @@ def test_a_check_marked_not_applicable_cannot_be_run_now(user_client):
     check.save()
     assert user_client.post(reverse("drills-run-check", args=[check.pk])).status_code == 404
     assert not CheckRun.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_run_is_sent_once_even_if_the_caller_extends_the_list_it_got_back():
+    """The list scorecard_run_checks returns is the caller's: runs added to it before the
+    commit are not sent a second time by the service (found by bench/load.py)."""
+    import redis
+    from django.conf import settings
+    from django.db import transaction
+
+    from drills.services import check_run_request, scorecard_run_checks
+    from tests.conftest import unique_queue
+
+    queue = unique_queue("sent-once")  # no worker serves it
+    scorecard = register(worker_queue=queue)
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    try:
+        with transaction.atomic():
+            runs = scorecard_run_checks(scorecard=scorecard, requested_by="test")
+            runs.append(check_run_request(check=check_of(scorecard), requested_by="test"))
+        assert len(runs) == 9
+        assert broker.llen(queue) == 9  # eight from the service, one from the extra request
+    finally:
+        broker.delete(queue)
