@@ -91,6 +91,11 @@ DATABASES = {"default": parse_database_url("DATABASE_URL", _database_url)}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The demo runs web, worker and beat against one file: wait for locks instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+else:
+    # A PostgreSQL that does not answer (restarting, failing over, a dropped route) fails a new
+    # connection within 5 s instead of libpq's unbounded wait; web requests show an error,
+    # probe tasks retry (drills/tasks.py). Kept connections (60 s) are health-checked before reuse.
+    DATABASES["default"]["OPTIONS"] = {"connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1, maximum=60)}
 
 INSTALLED_APPS = [
     "django.contrib.admin.apps.SimpleAdminConfig",
@@ -254,6 +259,10 @@ if not _broker_url:
 CELERY_BROKER_URL = check_broker_url("CELERY_BROKER_URL", _broker_url)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 600, minimum=60)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 30
+# How long Redis keeps a delivered, unacknowledged message before giving it to another worker:
+# above the longest drill (drills.E001), so only a whole worker killed (main process and all)
+# waits this long for its message to come back; a killed pool process is redelivered at once
+# (reject on worker lost, below). docs/operations.md "Restarts".
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 4200, minimum=60)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 if CELERY_BROKER_URL.startswith("filesystem"):
@@ -276,9 +285,20 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 # Runs still queued this long never reached a worker; beat marks them failed with the reason.
 RUN_QUEUE_TIMEOUT_SECONDS = env_int("RUN_QUEUE_TIMEOUT_SECONDS", 1800, minimum=60)
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Acknowledge after the task ran: a worker that dies mid-run leaves its message in Redis.
 CELERY_TASK_ACKS_LATE = True
+# A pool process killed mid-task (OOM killer, SIGKILL) puts its message back at once; the
+# redelivery takes the run over (scorecard.services.check_run_claim).
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A worker reserves one message per pool process: what it holds is what it runs, so the rest
+# of a queue stays with the other workers, and a killed worker holds back no waiting work.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis lost mid-task: the probe or drill goes on (its result goes to PostgreSQL, and a drill
+# must finish its recovery); cancelling it would leave a drilled cluster to the watchdog.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# A worker started or cut off while Redis is down waits for it, however long, instead of exiting.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

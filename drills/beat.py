@@ -18,7 +18,7 @@ from datetime import timedelta
 from celery.beat import ScheduleEntry, Scheduler
 from celery.schedules import schedule
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ READINESS_SAMPLE = "readiness-sample"
 class CheckScheduler(Scheduler):
     def setup_schedule(self) -> None:
         self.data: dict[str, ScheduleEntry] = {}
+        self._unrecorded: set[str] = set()
         self._loaded_at = 0.0
         self._load()
 
@@ -45,9 +46,19 @@ class CheckScheduler(Scheduler):
         return self.data
 
     def _load(self) -> None:
+        try:
+            self._read_checks()
+        except DatabaseError:
+            # PostgreSQL restarting: keep sending the schedule read last, read it again at the
+            # next reload, and outlive the outage instead of exiting.
+            log.warning("the schedule could not be read; keeping the last one until the next reload", exc_info=True)
+            close_old_connections()
+            self._loaded_at = time.monotonic()
+
+    def _read_checks(self) -> None:
         # Imported here: beat loads this module before Django's apps are ready.
         from drills.schedules import schedules_tick
-        from drills.services import runs_never_queued_expire
+        from drills.services import runs_abandoned_expire, runs_never_queued_expire
         from drills.tasks import drill_watchdog, run_scheduled_check
         from scorecard.models import Check, Cluster
         from scorecard.report import exports_expire
@@ -56,6 +67,7 @@ class CheckScheduler(Scheduler):
         close_old_connections()
         now = timezone.now()
         runs_never_queued_expire()
+        runs_abandoned_expire()
         exports_expire()
         try:
             for schedule_id, outcome in schedules_tick(now).items():
@@ -118,12 +130,27 @@ class CheckScheduler(Scheduler):
         )
 
     def reserve(self, entry: ScheduleEntry) -> ScheduleEntry:
+        """Record when a check is sent before it is sent (Celery's tick reserves, then sends):
+        a beat killed in between skips that one time, never sends it twice after a restart."""
         from scorecard.models import Check
 
         new_entry = super().reserve(entry)
         if entry.name.startswith("check-"):
-            Check.objects.filter(pk=entry.args[0]).update(last_scheduled_at=new_entry.last_run_at)
+            try:
+                Check.objects.filter(pk=entry.args[0]).update(last_scheduled_at=new_entry.last_run_at)
+            except DatabaseError:
+                # Unrecorded, a send could be repeated by a beat restarted before the next write:
+                # skip this due time instead (the entry has moved on to the next one).
+                log.warning("%s not sent: the database did not record it; next at its next due time", entry.name)
+                close_old_connections()
+                self._unrecorded.add(entry.name)
         return new_entry
+
+    def apply_entry(self, entry: ScheduleEntry, producer=None) -> None:
+        if entry.name in self._unrecorded:
+            self._unrecorded.discard(entry.name)
+            return
+        super().apply_entry(entry, producer=producer)
 
     def sync(self) -> None:
         """Nothing to write back: reserve() already stored when each check was sent."""

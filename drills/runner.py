@@ -32,9 +32,10 @@ STEP_POLL_SECONDS = 0.5
 # --- checks ------------------------------------------------------------------------------------
 
 
-def check_run_execute(*, run_id: int, worker: str) -> Evidence | None:
-    """Claim the run, probe, append evidence. Shared by on-demand and scheduled runs."""
-    run = services.check_run_claim(run_id=run_id, worker=worker)
+def check_run_execute(*, run_id: int, worker: str, redelivered: bool = False) -> Evidence | None:
+    """Claim the run, probe, append evidence. Shared by on-demand and scheduled runs;
+    `redelivered`: this delivery follows one that ended without finishing the run."""
+    run = services.check_run_claim(run_id=run_id, worker=worker, redelivered=redelivered)
     if run is None:
         log.info("run %s already claimed or gone; nothing to do", run_id)
         return None
@@ -66,10 +67,10 @@ def _probe_and_record(run: CheckRun, worker: str) -> Evidence | None:
         return None
 
 
-def check_run_scheduled(*, check_id: int, task_id: str, worker: str) -> Evidence | None:
+def check_run_scheduled(*, check_id: int, task_id: str, worker: str, redelivered: bool = False) -> Evidence | None:
     """A run sent by beat: its row is created once per message, so a redelivery finds it."""
     run = services.check_run_for_schedule(check_id=check_id, task_id=task_id)
-    return None if run is None else check_run_execute(run_id=run.pk, worker=worker)
+    return None if run is None else check_run_execute(run_id=run.pk, worker=worker, redelivered=redelivered)
 
 
 def _cadence_recompute(*, run: DrillRun, worker: str) -> None:
@@ -148,6 +149,9 @@ def _drill(run: DrillRun) -> DrillResult:
     standby = run.cluster.standby
     try:
         connection = kafka.ConnectionSettings.for_cluster(run.cluster)
+        # A refused certificate or SASL login is named before anything is planned or injected.
+        if reason := kafka.quick_failure(connection):
+            return DrillResult.not_injected(reason)
         metadata = kafka.cluster_metadata(connection, timeout=10, topic=config.topic)
         brokers = {b.id: {"host": b.host, "port": b.port, "rack": b.rack} for b in metadata.brokers}
         plan = scenarios.plan(

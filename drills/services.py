@@ -19,6 +19,10 @@ from scorecard.models import Actuator, Check, CheckRun, Cluster, Row, Scorecard
 from scorecard.services import check_run_create
 from scorecard.targets import GUARDRAILS, looser, row_guardrails, targets_snapshot
 
+# Beyond the hard time limit before a RUNNING run counts as abandoned: the worker's own
+# hard-limit kill and its log line come first.
+ABANDONED_MARGIN_SECONDS = 60
+
 
 class DrillRefused(Exception):
     """The drill may not start; the message says why."""
@@ -77,6 +81,18 @@ def runs_never_queued_expire() -> tuple[int, int]:
     checks = CheckRun.objects.filter(state=CheckRun.State.QUEUED, created_at__lt=older).values("pk")
     drills = DrillRun.objects.filter(state=DrillRun.State.QUEUED, created_at__lt=older).values("pk")
     return CheckRun.fail_unqueued(checks, reason=reason), DrillRun.abort_unqueued(drills, reason=reason)
+
+
+def runs_abandoned_expire() -> int:
+    """Check runs still RUNNING a minute past the hard task time limit lost their worker
+    process without a redelivery (the whole worker was killed: Redis gives its message back
+    only after the visibility timeout, and a retry after a database error may have run out):
+    fail them with that reason. A late redelivery then finds the run failed and does nothing.
+    Called by beat every few seconds; drills have their own heartbeat watchdog."""
+    limit = settings.CELERY_TASK_TIME_LIMIT
+    started_before = timezone.now() - timedelta(seconds=limit + ABANDONED_MARGIN_SECONDS)
+    reason = f"its worker stopped without a result: still running {limit} s after it started (the hard time limit)"
+    return CheckRun.fail_abandoned(started_before=started_before, reason=reason)
 
 
 def scenario_refusal(cluster: Cluster, scenario: str, *, move_leaders: bool = False) -> str:

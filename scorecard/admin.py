@@ -22,6 +22,10 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_filter = ("action",)
     search_fields = ("actor", "object_label", "cluster_name")
 
+    def has_view_permission(self, request, obj=None):
+        # The site admits administrators only (has_permission above); they read the whole trail.
+        return roles.can(request.user, "manage_roles")
+
     def has_add_permission(self, request):
         return False
 

@@ -417,6 +417,13 @@ class CheckRun(models.Model):
             state=cls.State.FAILED, finished_at=timezone.now(), error=reason[:2000]
         )
 
+    @classmethod
+    def fail_abandoned(cls, *, started_before: datetime, reason: str) -> int:
+        """RUNNING -> FAILED for runs whose worker stopped without finishing them; returns how many."""
+        return cls.objects.filter(state=cls.State.RUNNING, started_at__lt=started_before).update(
+            state=cls.State.FAILED, finished_at=timezone.now(), error=reason[:2000]
+        )
+
     def fail(self, reason: str) -> None:
         """RUNNING -> FAILED without evidence (the run was not allowed to proceed)."""
         now = timezone.now()

@@ -263,10 +263,15 @@ def check_run_for_schedule(*, check_id: int, task_id: str) -> CheckRun | None:
     return run
 
 
-def check_run_claim(*, run_id: int, worker: str) -> CheckRun | None:
+def check_run_claim(*, run_id: int, worker: str, redelivered: bool = False) -> CheckRun | None:
     """Claim a queued run for this worker; a run RUNNING past the hard task time limit
-    belonged to a worker that died (the limit would have killed it otherwise)."""
-    abandoned = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    belonged to a worker that died (the limit would have killed it otherwise).
+
+    A redelivered message (its worker process died: reject-on-worker-lost; or a retry after a
+    database error) may take over a RUNNING run at once: the delivery that claimed it has
+    ended. Should it still be running after all, the claim's start time makes only the newest
+    delivery's evidence count (CheckRun.mark_done)."""
+    abandoned = timezone.now() - timedelta(seconds=0 if redelivered else settings.CELERY_TASK_TIME_LIMIT)
     return CheckRun.claim(run_id, worker=worker, abandoned_before=abandoned)
 
 

@@ -4,16 +4,27 @@
   if (!live || live.dataset.active !== "1") return;
   const url = live.dataset.progressUrl;
   const text = (id, value) => { document.getElementById(id).textContent = value; };
+  // The server restarting, or the network gone: say so, keep asking, and carry on when it answers.
+  const connection = document.getElementById("connection");
+  let lostSince = null;
 
   async function refresh() {
     let data;
     try {
       const response = await fetch(url, {headers: {"Accept": "application/json"}});
-      if (!response.ok) throw new Error(response.status);
+      if (!response.ok) throw new Error(`the server answered ${response.status}`);
       data = await response.json();
     } catch (err) {
+      lostSince = lostSince || new Date();
+      connection.textContent = `Lost contact with the server since ${lostSince.toLocaleTimeString()} ` +
+        `(${err.message || err}); retrying every 3 s. The drill goes on in its worker.`;
+      connection.hidden = false;
       setTimeout(refresh, 3000);
       return;
+    }
+    if (lostSince) {
+      connection.hidden = true;
+      lostSince = null;
     }
     const p = data.progress || {};
     text("state", (data.outcome || data.state).toUpperCase());

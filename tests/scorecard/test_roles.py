@@ -188,6 +188,7 @@ ACTIONS = [
         lambda w: {},
     ),
     ("roles (admin site)", "admin", "get", lambda w: reverse("admin:auth_user_changelist"), None),
+    ("roles admin site: audit trail", "admin", "get", lambda w: reverse("admin:scorecard_auditevent_changelist"), None),
 ]
 
 
