@@ -109,3 +109,22 @@ def test_an_operator_reads_the_pages_and_follows_a_drill_live(page, private_sand
     page.wait_for_selector("text=Figures", timeout=90_000)
     assert page.locator("#state").inner_text() in ("PASSED", "FAILED")
     assert page.errors == [], page.errors
+
+
+def test_a_live_drill_page_whose_session_ended_asks_to_log_in_again(page):
+    from django.contrib.sessions.models import Session
+
+    from drills.models import DrillRun
+
+    cluster = register(name="prod", drills_allowed=True, actuator=Actuator.SANDBOX, sandbox_control="/tmp/x").cluster
+    run = DrillRun.objects.create(cluster=cluster, scenario="broker_loss", state="running", requested_by="olga")
+    log_in(page, "olga")
+    page.goto(reverse("drills-detail", args=[run.pk]))
+    notice = page.locator("#connection")
+    assert notice.is_hidden()
+    Session.objects.all().delete()  # the session expired, or an administrator ended it
+    notice.get_by_text("Your session has ended.").wait_for(timeout=15_000)
+    link = notice.get_by_role("link", name="Log in again")
+    assert link.get_attribute("href") == f"/accounts/login/?next=%2Fdrills%2F{run.pk}%2F"
+    assert "Lost contact" not in notice.inner_text()
+    assert page.errors == []

@@ -12,6 +12,19 @@
     let data;
     try {
       const response = await fetch(url, {headers: {"Accept": "application/json"}});
+      // A session that ended is sent to the login page: asking again will not help.
+      if (response.redirected || response.status === 403) {
+        const login = document.createElement("a");
+        login.href = `/accounts/login/?next=${encodeURIComponent(window.location.pathname)}`;
+        login.textContent = "Log in again";
+        connection.replaceChildren(
+          response.status === 403
+            ? "You may no longer follow this drill (your role changed). "
+            : "Your session has ended. ",
+          login, " to follow the drill; it goes on in its worker.");
+        connection.hidden = false;
+        return;
+      }
       if (!response.ok) throw new Error(`the server answered ${response.status}`);
       data = await response.json();
     } catch (err) {
