@@ -6,6 +6,8 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpResponse
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
 
 class RequestBodyLimitMiddleware:
     """Refuse a body larger than the limits with 413 and a sentence, from its Content-Length,
@@ -26,6 +28,13 @@ class RequestBodyLimitMiddleware:
         limit = settings.REQUEST_BODY_MAX_BYTES if multipart else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         if length > limit:
             return self._refuse(request, 413, f"The request body is larger than the {limit:,} bytes accepted.")
+        if request.method == "POST" and request.content_type in FORM_TYPES:
+            # Parsed here, before CSRF's check reads it: what Django refuses while parsing is
+            # answered with a sentence, not a bare 400 page (the parsed form is kept).
+            try:
+                request.POST  # noqa: B018
+            except (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent) as exc:
+                return self.process_exception(request, exc)
         return self.get_response(request)
 
     def process_exception(self, request, exception):

@@ -6,12 +6,14 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
 from scorecard import roles
+from scorecard.forms import AdminLoginForm
 
 
 class RolesAdminSite(admin.AdminSite):
     site_header = "Kafka recovery readiness: roles"
     site_title = "Roles"
     index_title = "Users and their roles (groups)"
+    login_form = AdminLoginForm
 
     def has_permission(self, request):
         return request.user.is_active and roles.can(request.user, "manage_roles")

@@ -77,8 +77,8 @@ def head_sign(scorecard: Scorecard) -> None:
     scorecard.head_signature = _signature("head", scorecard.pk, scorecard.head_count, scorecard.head_hash)
 
 
-def _checkpoint_sign(scorecard: Scorecard) -> str:
-    return _signature("checkpoint", scorecard.pk, scorecard.verified_count, scorecard.verified_hash)
+def _checkpoint_sign(scorecard: Scorecard, key: str | None = None) -> str:
+    return _signature("checkpoint", scorecard.pk, scorecard.verified_count, scorecard.verified_hash, key)
 
 
 def chain_start(scorecard: Scorecard) -> None:
@@ -229,10 +229,10 @@ def _stored_problem(scorecard: Scorecard) -> str:
     return scorecard.broken_reason or _head_problem(scorecard)
 
 
-def _rollback_problem(scorecard: Scorecard) -> str:
+def _rollback_problem(scorecard: Scorecard, key: str | None = None) -> str:
     """A head older than what verification already vouched for: the tail was removed and an
     earlier (validly signed) head put back."""
-    checkpoint_ok = hmac.compare_digest(_checkpoint_sign(scorecard), scorecard.verified_signature or "")
+    checkpoint_ok = hmac.compare_digest(_checkpoint_sign(scorecard, key), scorecard.verified_signature or "")
     if checkpoint_ok and scorecard.verified_count > scorecard.head_count:
         return (
             f"the signed head vouches for {scorecard.head_count} evidence items but {scorecard.verified_count} "
@@ -315,18 +315,27 @@ class ChainRekeyRefused(Exception):
 
 
 def _problem_under(scorecard: Scorecard, key: str) -> str:
-    """Why the chain does not hold under `key` (head signature, bounds and every link), or ""."""
+    """Why the chain does not hold under `key` (a stored break, the head signature, a head
+    rolled back behind the checkpoint, bounds and every link), or "". A break found before
+    the keyed chain is carried over as it is."""
+    if scorecard.broken_reason and not scorecard.broken_reason.startswith(BROKEN_BEFORE_UPGRADE):
+        return f"it is marked broken ({scorecard.broken_reason}); a full walk clears that once it holds"
     expected = _signature("head", scorecard.pk, scorecard.head_count, scorecard.head_hash, key)
     if not hmac.compare_digest(expected, scorecard.head_signature or ""):
         return "its signed head does not verify under the previous key"
+    if reason := _rollback_problem(scorecard, key):
+        return reason
     broken_seq, reason = _bounds_problem(scorecard)
     if not reason:
         broken_seq, reason = _walk(scorecard, 1, GENESIS_HASH, key)
     return reason
 
 
-def _resign(scorecard: Scorecard, key: str) -> int:
-    """Recompute every link, the head and the checkpoint of one (verified) chain under `key`."""
+def _resign(scorecard: Scorecard, key: str, previous_key: str) -> int:
+    """Recompute every link, the head and the checkpoint of one (verified) chain under `key`.
+    A checkpoint the previous key did not sign is not carried over: it starts again at 0."""
+    if not hmac.compare_digest(_checkpoint_sign(scorecard, previous_key), scorecard.verified_signature or ""):
+        scorecard.verified_count, scorecard.verified_hash = 0, GENESIS_HASH
     prev_hash, checkpoint_hash, links = GENESIS_HASH, GENESIS_HASH, 0
     batch: list[tuple[str, str, int]] = []
     # Evidence is append-only for the application; this sanctioned re-signing writes the two
@@ -355,6 +364,7 @@ def _resign(scorecard: Scorecard, key: str) -> int:
     Scorecard.objects.filter(pk=scorecard.pk).update(
         head_hash=scorecard.head_hash,
         head_signature=scorecard.head_signature,
+        verified_count=scorecard.verified_count,
         verified_hash=scorecard.verified_hash,
         verified_signature=scorecard.verified_signature,
     )
@@ -384,7 +394,7 @@ def chain_rekey(*, previous_key: str, key: str) -> dict[str, int]:
         )
     totals = {"scorecards": 0, "links": 0}
     for scorecard in scorecards:
-        links = _resign(scorecard, key)
+        links = _resign(scorecard, key, previous_key)
         audit.record(
             "evidence.rekey",
             scorecard,

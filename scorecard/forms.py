@@ -1,4 +1,5 @@
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.validators import MaxLengthValidator, RegexValidator
@@ -423,8 +424,8 @@ class ExportForm(forms.Form):
         return data
 
 
-class LoginForm(AuthenticationForm):
-    """The login form with its username's length enforced: Django's sets max_length after the
+class UsernameCapped:
+    """A login form with its username's length enforced: Django's sets max_length after the
     field is made, so no validator checks it, and django-axes then records the failed attempt
     in a 255-character column (a database error for a longer name)."""
 
@@ -438,3 +439,11 @@ class LoginForm(AuthenticationForm):
             # Refused before authenticating: nothing is looked up or recorded for such a name.
             return self.cleaned_data
         return super().clean()
+
+
+class LoginForm(UsernameCapped, AuthenticationForm):
+    """The product's login page."""
+
+
+class AdminLoginForm(UsernameCapped, AdminAuthenticationForm):
+    """The admin site's login page."""

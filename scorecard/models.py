@@ -2,7 +2,7 @@
 
 import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -387,24 +387,33 @@ class CheckRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
+    # When the claiming worker's hard task time limit ends this claim (the worker's own
+    # setting, which beat's sweep of abandoned runs must not assume).
+    time_limit_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["check_obj", "-created_at"])]
+        indexes = [
+            models.Index(fields=["check_obj", "-created_at"]),
+            # Beat's sweeps every few seconds read only the queued and the running runs.
+            models.Index(fields=["created_at"], condition=Q(state="queued"), name="checkrun_queued_since"),
+            models.Index(fields=["time_limit_at"], condition=Q(state="running"), name="checkrun_running_until"),
+        ]
 
     def __str__(self) -> str:
         return f"run {self.pk} of {self.check_obj} ({self.state})"
 
     @classmethod
-    def claim(cls, run_id: int, *, worker: str, abandoned_before: datetime) -> "CheckRun | None":
+    def claim(cls, run_id: int, *, worker: str, abandoned_before: datetime, time_limit: timedelta) -> "CheckRun | None":
         """QUEUED -> RUNNING for one delivery; None if it is gone or another delivery has it.
 
         A run still RUNNING since before `abandoned_before` belonged to a worker that died,
-        so a redelivery may claim it again.
+        so a redelivery may claim it again. `time_limit`: the claiming worker's hard time limit.
         """
         claimable = Q(state=cls.State.QUEUED) | Q(state=cls.State.RUNNING, started_at__lt=abandoned_before)
+        now = timezone.now()
         claimed = cls.objects.filter(claimable, pk=run_id).update(
-            state=cls.State.RUNNING, started_at=timezone.now(), worker=worker[:200]
+            state=cls.State.RUNNING, started_at=now, worker=worker[:200], time_limit_at=now + time_limit
         )
         if not claimed:
             return None
@@ -418,9 +427,10 @@ class CheckRun(models.Model):
         )
 
     @classmethod
-    def fail_abandoned(cls, *, started_before: datetime, reason: str) -> int:
-        """RUNNING -> FAILED for runs whose worker stopped without finishing them; returns how many."""
-        return cls.objects.filter(state=cls.State.RUNNING, started_at__lt=started_before).update(
+    def fail_abandoned(cls, *, limit_ended_before: datetime, reason: str) -> int:
+        """RUNNING -> FAILED for runs whose claim's hard time limit ended before the given time:
+        their worker stopped without finishing them. Returns how many."""
+        return cls.objects.filter(state=cls.State.RUNNING, time_limit_at__lt=limit_ended_before).update(
             state=cls.State.FAILED, finished_at=timezone.now(), error=reason[:2000]
         )
 

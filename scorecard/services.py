@@ -271,8 +271,9 @@ def check_run_claim(*, run_id: int, worker: str, redelivered: bool = False) -> C
     database error) may take over a RUNNING run at once: the delivery that claimed it has
     ended. Should it still be running after all, the claim's start time makes only the newest
     delivery's evidence count (CheckRun.mark_done)."""
-    abandoned = timezone.now() - timedelta(seconds=0 if redelivered else settings.CELERY_TASK_TIME_LIMIT)
-    return CheckRun.claim(run_id, worker=worker, abandoned_before=abandoned)
+    now, limit = timezone.now(), timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    abandoned = now if redelivered else now - limit
+    return CheckRun.claim(run_id, worker=worker, abandoned_before=abandoned, time_limit=limit)
 
 
 @transaction.atomic

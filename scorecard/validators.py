@@ -25,7 +25,9 @@ PLACEHOLDER_VALUE = re.compile(r"^[A-Za-z0-9:][A-Za-z0-9._:-]{0,252}$")
 # megabyte of text or a document nested 100,000 deep costs no memory and no recursion.
 MAX_JSON_BYTES = 20_000
 MAX_JSON_DEPTH = 20
-_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+# A string runs to its closing quote or, unterminated, to the end of the text (json.loads then
+# refuses it): every match succeeds, so the scan is linear whatever the text (no backtracking).
+_JSON_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)|[\[\]{}]', re.DOTALL)
 
 
 def parse_bootstrap_servers(value: str) -> list[tuple[str, int]]:

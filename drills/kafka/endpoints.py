@@ -125,7 +125,10 @@ def _tls_certificate(host: str, port: int, settings: ConnectionSettings, timeout
         raise TlsHandshakeFailed(f"{getattr(exc, 'reason', None) or exc} (is it a TLS listener?)") from None
     if not der:
         raise TlsHandshakeFailed("the listener presented no certificate")
-    cert = x509.load_der_x509_certificate(der)
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        raise TlsHandshakeFailed(f"the listener's certificate cannot be read ({exc})") from None
     problem = None
     try:
         with (

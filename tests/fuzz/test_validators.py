@@ -203,3 +203,21 @@ def test_row_targets_are_validated_or_refused(row_key, raw):
         assert str(exc)
         return
     assert targets.validate_targets(row_key, valid) == valid
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [('"' + '\\"' * 50_000, 1), ('["' + "\\\\" * 50_000, 2), ('{"a": "' + "[" * 50_000, 3)],
+    ids=["escaped quotes", "escaped backslashes", "brackets"],
+)
+def test_an_unterminated_string_is_one_token_to_the_end_so_the_scan_is_linear(text, tokens):
+    """A pattern that failed on an unterminated string retried from every quote inside it
+    (minutes of CPU on 500 KB, found in review); now the string runs to the end of the text,
+    json.loads refuses it, and its brackets are not counted."""
+    from scorecard.validators import _JSON_TOKENS, json_nesting_problem
+
+    found = list(_JSON_TOKENS.finditer(text))
+    assert len(found) == tokens and found[-1].end() == len(text)
+    assert json_nesting_problem(text, max_bytes=len(text), max_depth=20) == ""
+    with pytest.raises(ValueError, match="JSON"):
+        load_json(text, max_bytes=len(text))

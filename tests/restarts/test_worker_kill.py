@@ -96,8 +96,9 @@ def test_a_whole_worker_killed_mid_probe_holds_back_only_its_run_which_beat_fail
     assert runs_abandoned_expire() == 0, "a run within its hard time limit is left alone"
 
     # The hard time limit (plus a minute) passes: beat's sweep fails the run with the reason.
-    started = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 61)
-    CheckRun.objects.filter(pk=run.pk).update(started_at=started)
+    run.refresh_from_db()
+    assert run.time_limit_at == run.started_at + timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    CheckRun.objects.filter(pk=run.pk).update(time_limit_at=timezone.now() - timedelta(seconds=61))
     assert runs_abandoned_expire() == 1
     run.refresh_from_db()
     assert run.state == CheckRun.State.FAILED and "its worker stopped without a result" in run.error

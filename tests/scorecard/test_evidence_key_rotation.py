@@ -101,3 +101,21 @@ def test_a_session_signed_with_the_previous_secret_key_stays_valid_while_it_is_a
     client.force_login(user_with_role("olga", "viewer"))
     settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = NEW, fallbacks
     assert client.get("/").status_code == status  # 302: to the login page
+
+
+def test_a_restored_older_head_or_a_stored_break_refuses_the_rotation(settings, monkeypatch):
+    """Both are breaks chain_walk reports; re-signing must not carry them under the new key."""
+    prod, dr = chains(settings, "prod", "dr", links=5)
+    older = {"head_count": 3}
+    older["head_hash"] = Evidence.objects.get(scorecard=prod, seq=3).hash
+    older["head_signature"] = evidence._signature("head", prod.pk, 3, older["head_hash"], OLD)
+    with connection.cursor() as cursor:  # the tail deleted and an older, validly signed head put back
+        cursor.execute("DELETE FROM scorecard_evidence WHERE scorecard_id = %s AND seq > 3", [prod.pk])
+    Scorecard.objects.filter(pk=prod.pk).update(**older)
+    Scorecard.objects.filter(pk=dr.pk).update(broken_reason="evidence #2 was changed or re-hashed")
+    before = dict(Evidence.objects.values_list("pk", "hash"))
+    with pytest.raises(CommandError) as refused:
+        rotate(settings, monkeypatch)
+    assert "prod: the signed head vouches for 3 evidence items but 5 were already verified" in str(refused.value)
+    assert "dr: it is marked broken (evidence #2 was changed" in str(refused.value)
+    assert dict(Evidence.objects.values_list("pk", "hash")) == before
