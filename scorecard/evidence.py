@@ -315,11 +315,10 @@ class ChainRekeyRefused(Exception):
 
 
 def _problem_under(scorecard: Scorecard, key: str) -> str:
-    """Why the chain does not hold under `key` (a stored break, the head signature, a head
-    rolled back behind the checkpoint, bounds and every link), or "". A break found before
-    the keyed chain is carried over as it is."""
-    if scorecard.broken_reason and not scorecard.broken_reason.startswith(BROKEN_BEFORE_UPGRADE):
-        return f"it is marked broken ({scorecard.broken_reason}); a full walk clears that once it holds"
+    """Why the chain does not hold under `key` (the head signature, a head rolled back behind
+    the checkpoint, bounds and every link: a full walk), or "". A break stored by an earlier
+    verification is not a reason: a full walk that finds the chain whole clears it (a page
+    seen with the new key before the rotation stores one)."""
     expected = _signature("head", scorecard.pk, scorecard.head_count, scorecard.head_hash, key)
     if not hmac.compare_digest(expected, scorecard.head_signature or ""):
         return "its signed head does not verify under the previous key"
@@ -361,7 +360,11 @@ def _resign(scorecard: Scorecard, key: str, previous_key: str) -> int:
     scorecard.verified_signature = _signature(
         "checkpoint", scorecard.pk, scorecard.verified_count, scorecard.verified_hash, key
     )
+    if not scorecard.broken_reason.startswith(BROKEN_BEFORE_UPGRADE):
+        scorecard.broken_reason = ""  # the walk under the previous key found it whole
     Scorecard.objects.filter(pk=scorecard.pk).update(
+        broken_reason=scorecard.broken_reason,
+        walked_at=timezone.now(),
         head_hash=scorecard.head_hash,
         head_signature=scorecard.head_signature,
         verified_count=scorecard.verified_count,
