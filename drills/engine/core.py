@@ -207,14 +207,14 @@ class DrillEngine:
     def preflight_baseline(self) -> None:
         """Refuse when baseline writes, once the producer is up (after its first acknowledgement),
         failed or ran beyond the SLO (p99): a fault on top would measure the wrong thing."""
-        with self.traffic.lock:
-            deliveries = [d for d in self.traffic.deliveries if d.acked_ns]
-        first_ack = min((d.acked_ns for d in deliveries if not d.error), default=None)
+        sent = self.traffic.snapshot()
+        reported = [i for i, acked_ns in enumerate(sent.acked_ns) if acked_ns]
+        first_ack = min((sent.acked_ns[i] for i in reported if i not in sent.errors), default=None)
         if first_ack is None:
             raise PreflightRefused("no baseline write was acknowledged")
-        steady = [d for d in deliveries if d.sent_ns >= first_ack]
-        failed = sum(1 for d in steady if d.error)
-        p99 = percentile([(d.acked_ns - d.sent_ns) / 1e6 for d in steady if not d.error], 0.99)
+        steady = [i for i in reported if sent.sent_ns[i] >= first_ack]
+        failed = sum(1 for i in steady if i in sent.errors)
+        p99 = percentile([(sent.acked_ns[i] - sent.sent_ns[i]) / 1e6 for i in steady if i not in sent.errors], 0.99)
         slo = self.config.latency_slo_ms
         if failed or p99 is None or p99 > slo:
             raise PreflightRefused(
@@ -249,7 +249,7 @@ class DrillEngine:
             run_id=self.run_id,
             clock=self.clock,
             event=self.event,
-            on_report=self.guardrails.record,
+            on_report=self.guardrails.outcome,
         )
         self.watcher = MetadataWatcher(self.connection, topic=c.topic, clock=self.clock)
         self.traffic.begin()
@@ -300,20 +300,17 @@ class DrillEngine:
         return self._result(error, refused)
 
     def _result(self, error: str, refused: str = "") -> DrillResult:
+        sent = self.traffic.snapshot()
         try:
-            read_back = self.traffic.read_back()
+            read_back = self.traffic.read_back(sent)
         except kafka.KafkaCallError as exc:
-            read_back = []
+            read_back = kafka.ReadRecords()
             error = error or f"validation read failed: {exc.reason}"
-        with self.traffic.lock:
-            deliveries = list(self.traffic.deliveries)
-            consumed = dict(self.traffic.consumed)
         figures, timeline = drill_figures(
             Observed(
                 run_id=self.run_id,
                 clock=self.clock,
-                deliveries=deliveries,
-                consumed=consumed,
+                sent=sent,
                 read_back=read_back,
                 samples=self.watcher.samples,
                 fault=self.fault,

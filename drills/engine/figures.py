@@ -5,19 +5,25 @@ the drill started: sent, acknowledged (None if never), consumed (None if never),
 delivery error if any.
 """
 
+from array import array
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
+from operator import itemgetter
 from types import SimpleNamespace
+from typing import NamedTuple
 
 from drills.engine.base import Clock, Window
-from drills.kafka import ConsumedRecord, Delivery
+from drills.kafka import ReadRecords
 from drills.models import Outcome
-from drills.verify import percentile, unseen_by_reader, verify_sequences
+from drills.verify import by_partition, percentile, unseen_by_reader, verify_partitions
 from scorecard.catalog import CLIENT_FAULTS, Scenario
 
 
-@dataclass(frozen=True)
-class TimelineRecord:
+class TimelineRecord(NamedTuple):
+    """One row of the timeline; a tuple in the timeline's field order (a drill has hundreds of
+    thousands, and the stored timeline is these rows as lists)."""
+
     partition: int
     seq: int
     sent_ms: float
@@ -30,42 +36,61 @@ class TimelineRecord:
         return self.acked_ms is not None and self.error is None
 
 
+@dataclass(frozen=True)
+class Sent:
+    """Every record the drill produced, one array per field (the layout of the engine's
+    Traffic): record i went to partition `partitions[i % len(partitions)]` with sequence
+    `i // len(partitions)`, was sent at `sent_ns[i]`, reported at `acked_ns[i]` (0: never) with
+    offset `offsets[i]` (-1: none) or the error `errors[i]`, and first read live at
+    `consumed_ns[i]` (0: never)."""
+
+    partitions: list[int]
+    sent_ns: array
+    acked_ns: array
+    offsets: array
+    errors: dict[int, str]
+    consumed_ns: array
+
+    def acknowledged(self, index: int) -> bool:
+        return self.acked_ns[index] != 0 and index not in self.errors
+
+
+_SEND_ORDER = itemgetter(2, 0)  # (sent_ms, partition)
+_as_timeline_record = partial(tuple.__new__, TimelineRecord)
+
+
 def _rto(records: list[TimelineRecord], fault_ms: float, slo_ms: float, window_ms: float, *, read: bool):
     """Fault to recovery, where recovery is the first run of records that all completed within
     the SLO for the stability window. It is the completion of the run's first record, or later
     if records stuck before the run completed later (writes were still stalled until then).
     0 when no record after the fault missed the SLO; None when the records never settled."""
 
-    def done_ms(r: TimelineRecord) -> float | None:
-        return r.consumed_ms if read else (r.acked_ms if r.acked else None)
-
-    def good(r: TimelineRecord) -> bool:
-        done = done_ms(r)
-        return done is not None and done - r.sent_ms <= slo_ms
-
-    after = sorted((r for r in records if r.sent_ms >= fault_ms), key=lambda r: (r.sent_ms, r.partition))
+    after = sorted((r for r in records if r.sent_ms >= fault_ms), key=_SEND_ORDER)
     if not after:
         return None
-    if all(good(r) for r in after):
+    sent = [r.sent_ms for r in after]
+    done = [r.consumed_ms if read else (r.acked_ms if r.error is None else None) for r in after]
+    good = [d is not None and d - s <= slo_ms for d, s in zip(done, sent, strict=True)]
+    if all(good):
         return 0.0
-    last_sent = after[-1].sent_ms
+    last_sent = sent[-1]
     # bad_from[i]: the earliest send time of a bad record at or after i.
     next_bad = float("inf")
     bad_from = [0.0] * len(after)
     for i in range(len(after) - 1, -1, -1):
-        if not good(after[i]):
-            next_bad = after[i].sent_ms
+        if not good[i]:
+            next_bad = sent[i]
         bad_from[i] = next_bad
     stuck_done = 0.0  # latest completion of a slow record sent before the candidate run
-    for i, record in enumerate(after):
-        if not good(record):
-            stuck_done = max(stuck_done, done_ms(record) or 0.0)
+    for i, ok in enumerate(good):
+        if not ok:
+            stuck_done = max(stuck_done, done[i] or 0.0)
             continue
-        window_end = record.sent_ms + window_ms
+        window_end = sent[i] + window_ms
         if window_end > last_sent:
             return None  # not enough traffic after this point to call it stable
         if bad_from[i] > window_end:
-            return round(max(done_ms(record), stuck_done) - fault_ms, 1)
+            return round(max(done[i], stuck_done) - fault_ms, 1)
     return None
 
 
@@ -102,9 +127,8 @@ class Observed:
 
     run_id: str
     clock: Clock
-    deliveries: list[Delivery]
-    consumed: dict[tuple[int, int], int]
-    read_back: list[ConsumedRecord]
+    sent: Sent
+    read_back: ReadRecords  # the run's records, read again after the drill
     samples: list[dict]
     fault: Window
     recovery: Window
@@ -226,24 +250,41 @@ def catch_up(records: list[TimelineRecord], resume_ms: float | None) -> dict:
     }
 
 
+def timeline_records(sent: Sent, clock: Clock) -> list[TimelineRecord]:
+    """The timeline's rows, in the order the records were sent; times as Clock.ms gives them."""
+    start, width, count = clock.start_ns, len(sent.partitions), len(sent.sent_ns)
+
+    def ms(values: array) -> list[float | None]:
+        return [round((ns - start) / 1e6, 3) if ns else None for ns in values]
+
+    errors = sent.errors
+    rows = zip(
+        sent.partitions * (count // width) + sent.partitions[: count % width],
+        [i // width for i in range(count)],
+        ms(sent.sent_ns),
+        ms(sent.acked_ns),
+        ms(sent.consumed_ns),
+        [errors.get(i) for i in range(count)] if errors else [None] * count,
+        strict=True,
+    )
+    return list(map(_as_timeline_record, rows))  # tuple.__new__ in C: no Python call per row
+
+
 def drill_figures(o: Observed, config: SimpleNamespace) -> tuple[dict, dict]:
     """The drill's figures (DESIGN.md section 5) and its per-record timeline."""
     ms = o.clock.ms
-    checked = verify_sequences(
-        deliveries=((d.partition, d.seq, bool(d.acked_ns) and not d.error) for d in o.deliveries),
-        consumed=((r.partition, r.offset, r.seq) for r in o.read_back if r.run == o.run_id),
+    sent, width = o.sent, len(o.sent.partitions)
+    count = len(sent.sent_ns)
+    acked_ns, errors = sent.acked_ns, sent.errors
+    checked = verify_partitions(
+        sent={p: len(range(k, count, width)) for k, p in enumerate(sent.partitions)},
+        acked={
+            p: [i // width for i in range(k, count, width) if acked_ns[i] and i not in errors]
+            for k, p in enumerate(sent.partitions)
+        },
+        read=by_partition(o.read_back.partition, o.read_back.offset, o.read_back.seq),
     ).as_dict()
-    records = [
-        TimelineRecord(
-            d.partition,
-            d.seq,
-            ms(d.sent_ns),
-            ms(d.acked_ns) if d.acked_ns else None,
-            ms(o.consumed.get((d.partition, d.seq))),
-            d.error,
-        )
-        for d in o.deliveries
-    ]
+    records = timeline_records(sent, o.clock)
     fault_ms, recover_ms = ms(o.fault.confirmed_ns), ms(o.recovery.confirmed_ns)
     slo, window = config.latency_slo_ms, config.stability_window_seconds * 1000
     figures = {
@@ -252,7 +293,11 @@ def drill_figures(o: Observed, config: SimpleNamespace) -> tuple[dict, dict]:
         "records_failed": checked["failed"],
         "rpo_acked_lost": checked["missing"],
         "missing_records": {p: v["missing_seqs"] for p, v in checked["partitions"].items() if v["missing_seqs"]},
-        "acked_without_offset": sum(1 for d in o.deliveries if d.acked_ns and not d.error and d.offset is None),
+        "acked_without_offset": sum(
+            1 for i, offset in enumerate(sent.offsets) if offset < 0 and acked_ns[i] and i not in errors
+        )
+        if sent.offsets.count(-1)
+        else 0,
         "duplicates": checked["duplicates"],
         "reordered": checked["reordered"],
         # Confirmed times: when the actuator's last command returned (see docs/drills.md).
@@ -262,7 +307,7 @@ def drill_figures(o: Observed, config: SimpleNamespace) -> tuple[dict, dict]:
         "recovery_at_s": o.clock.seconds(o.recovery.confirmed_ns),
         "observed_until_s": round(max((r.sent_ms for r in records), default=0) / 1000, 3),
         "producer_fatal_errors": o.fatal_errors,
-        "produce_errors": dict(Counter(d.error for d in o.deliveries if d.error).most_common(10)),
+        "produce_errors": dict(Counter(errors.values()).most_common(10)),
         "manual_steps": o.manual_steps,
     }
     if fault_ms is not None:
@@ -294,7 +339,7 @@ def drill_figures(o: Observed, config: SimpleNamespace) -> tuple[dict, dict]:
     figures["guardrails"] = o.guardrails
     timeline = {
         "fields": ["partition", "seq", "sent_ms", "acked_ms", "consumed_ms", "error"],
-        "records": [[r.partition, r.seq, r.sent_ms, r.acked_ms, r.consumed_ms, r.error] for r in records],
+        "records": list(map(list, records)),
         "metadata": o.samples,
         "fault_started_ms": ms(o.fault.started_ns),
         "fault_ms": fault_ms,
@@ -310,13 +355,21 @@ def consumer_anomalies(o: Observed, records: list[TimelineRecord]) -> dict:
     read by the end of the settle phase, and the worst real-time lag (ack to read) per partition."""
     # Unseen: acknowledged and still in the log afterwards (lost records are the RPO's), yet never
     # read by the live reader.
-    kept = {(r.partition, r.seq) for r in o.read_back if r.run == o.run_id}
-    acked = ((d.partition, d.seq) for d in o.deliveries if d.acked_ns and not d.error and (d.partition, d.seq) in kept)
+    sent, width = o.sent, len(o.sent.partitions)
+    position = {p: k for k, p in enumerate(sent.partitions)}
+    count = len(sent.sent_ns)
+    consumed_ns, acked_ns, errors = sent.consumed_ns, sent.acked_ns, sent.errors
+    unread = set()
+    for p, seq in zip(o.read_back.partition, o.read_back.seq, strict=True):
+        k = position.get(p)
+        i = -1 if k is None else seq * width + k
+        if 0 <= i < count and not consumed_ns[i] and acked_ns[i] and i not in errors:
+            unread.add((p, seq))
     worst: dict[int, float] = {}
     for r in records:
-        if r.acked and r.consumed_ms is not None:
+        if r.consumed_ms is not None and r.acked_ms is not None and r.error is None:
             worst[r.partition] = max(worst.get(r.partition, 0.0), r.consumed_ms - r.acked_ms)
-    anomalies = {**o.polls, "unseen": unseen_by_reader(acked, set(o.consumed))}
+    anomalies = {**o.polls, "unseen": unseen_by_reader(unread, set())}
     anomalies["worst_lag_ms"] = {str(p): round(v, 1) for p, v in sorted(worst.items())}
     anomalies["counts"] = {
         name: sum(v["count"] for v in anomalies[name].values())

@@ -56,8 +56,13 @@ class Guardrails:
 
     def record(self, delivery: Delivery) -> None:
         """Called for every delivery report."""
-        if self.errors is not None and delivery.acked_ns is not None:
-            self.errors.add(delivery.acked_ns, failed=delivery.error is not None)
+        if delivery.acked_ns is not None:
+            self.outcome(delivery.acked_ns, delivery.error is not None)
+
+    def outcome(self, acked_ns: int, failed: bool) -> None:
+        """record() for a report given as its time and whether it failed (the drill's traffic)."""
+        if self.errors is not None:
+            self.errors.add(acked_ns, failed=failed)
 
     def state(self, *, elapsed_s: float, consumer_lag: int, healthy_brokers: int | None) -> dict:
         """Each configured guardrail with its limit and current value (None: not observed yet)."""

@@ -3,6 +3,8 @@
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import (
@@ -39,14 +41,22 @@ class BrokerInfo:
     rack: str | None
 
 
-@dataclass(frozen=True)
-class PartitionInfo:
+class PartitionInfo(NamedTuple):
+    """One partition's leader, replicas and in-sync replicas. A tuple, not a dataclass: a big
+    cluster has hundreds of thousands, and a tuple is several times cheaper to build and keep."""
+
     topic: str
     id: int
     leader: int
     replicas: tuple[int, ...]
     isr: tuple[int, ...]
     error: str | None
+
+
+def _in_sync(p: PartitionInfo, live: set[int]) -> int:
+    """Replicas in sync and on a live broker: a replica on a broker missing from the metadata
+    cannot be in sync, whatever the ISR says."""
+    return len({r for r in p.isr if r in live})
 
 
 @dataclass(frozen=True)
@@ -61,27 +71,48 @@ class ClusterMetadata:
     def broker_ids(self) -> set[int]:
         return {b.id for b in self.brokers}
 
-    @property
-    def topics(self) -> set[str]:
-        return {p.topic for p in self.partitions}
+    @cached_property
+    def by_topic(self) -> dict[str, list[PartitionInfo]]:
+        """Each topic's partitions in id order, indexed once (a per-topic scan of every
+        partition is quadratic on a cluster with thousands of topics)."""
+        index: dict[str, list[PartitionInfo]] = {}
+        for p in self.partitions:
+            index.setdefault(p.topic, []).append(p)
+        for partitions in index.values():
+            partitions.sort(key=_partition_id)
+        return index
+
+    @cached_property
+    def topics(self) -> frozenset[str]:
+        return frozenset(self.by_topic)
 
     def topic_partitions(self, topic: str) -> list[PartitionInfo]:
-        return sorted((p for p in self.partitions if p.topic == topic), key=lambda p: p.id)
+        return list(self.by_topic.get(topic, ()))
 
     def leaderless(self) -> list[PartitionInfo]:
         """Partitions (or topics answering with an error) without a leader among the live brokers."""
         live = self.broker_ids
-        return [p for p in self.partitions if p.leader < 0 or p.leader not in live]
+        return [p for p in self.partitions if p.leader not in live]
 
     def under_replicated(self) -> list[PartitionInfo]:
-        """Led partitions with fewer in-sync replicas than replicas; a replica on a broker
-        missing from the metadata cannot be in sync, whatever the ISR says."""
+        """Led partitions with fewer in-sync replicas than replicas (see `_in_sync`)."""
         live = self.broker_ids
-        return [
-            p
-            for p in self.partitions
-            if p.leader in live and len({r for r in p.isr if r in live}) < len(set(p.replicas))
-        ]
+        short: dict[tuple, bool] = {}  # replica sets repeat across partitions: judge each once
+        found = []
+        for p in self.partitions:
+            if p.leader not in live:
+                continue
+            key = (p.replicas, p.isr)
+            verdict = short.get(key)
+            if verdict is None:
+                verdict = short[key] = _in_sync(p, live) < len(set(p.replicas))
+            if verdict:
+                found.append(p)
+        return found
+
+
+def _partition_id(p: PartitionInfo) -> int:
+    return p.id
 
 
 def cluster_metadata(
@@ -117,25 +148,46 @@ def cluster_metadata(
             key=lambda b: b.id,
         )
     )
-    partitions = []
-    for name, topic_md in metadata.topics.items():
-        if topic_md.error is not None and not topic_md.partitions:
-            partitions.append(PartitionInfo(name, -1, -1, (), (), topic_md.error.name()))
-            continue
-        for p in topic_md.partitions.values():
-            partitions.append(
-                PartitionInfo(
-                    name, p.id, p.leader, tuple(p.replicas), tuple(p.isrs), p.error.name() if p.error else None
-                )
-            )
     controller = metadata.controller_id if metadata.controller_id is not None and metadata.controller_id >= 0 else None
     return ClusterMetadata(
         cluster_id=metadata.cluster_id,
         controller_id=controller,
         brokers=brokers,
-        partitions=tuple(partitions),
+        partitions=_partitions(metadata.topics),
         requests=requests,
     )
+
+
+def _partitions(topics: dict) -> tuple[PartitionInfo, ...]:
+    """The client's per-partition objects as PartitionInfo tuples, topic by topic, each topic's
+    objects released as soon as it is converted (on 200,000 partitions they hold about 100 MB).
+    Replica and ISR tuples are shared between partitions with the same brokers."""
+    shared: dict[tuple[int, ...], tuple[int, ...]] = {}
+    share = shared.setdefault
+    make = PartitionInfo._make
+    partitions: list[PartitionInfo] = []
+    append = partitions.append
+    for name in list(topics):
+        topic_md = topics.pop(name)
+        if topic_md.error is not None and not topic_md.partitions:
+            append(PartitionInfo(name, -1, -1, (), (), topic_md.error.name()))
+            continue
+        for p in topic_md.partitions.values():
+            replicas = tuple(p.replicas)
+            isr = tuple(p.isrs)
+            append(
+                make(
+                    (
+                        name,
+                        p.id,
+                        p.leader,
+                        share(replicas, replicas),
+                        share(isr, isr),
+                        None if p.error is None else p.error.name(),
+                    )
+                )
+            )
+    return tuple(partitions)
 
 
 def topic_configs(settings: ConnectionSettings, topics: Iterable[str], *, timeout: float) -> dict[str, dict[str, str]]:

@@ -4,8 +4,10 @@ import json
 import logging
 import time
 import uuid
+from array import array
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
@@ -42,28 +44,13 @@ class ConsumedRecord:
     consumed_ns: int
 
 
-def _reporter(delivery: Delivery, then: Callable[[Delivery], None] | None = None):
-    """The delivery callback of one record: when it was reported, with its offset or error;
-    `then` is told once the delivery holds its outcome.
-
-    A successful report without an offset is kept as such: the sandbox's injected errors produce
-    them for records that never reached the log, and the verifier must be able to tell."""
-
-    def callback(err, msg):
-        delivery.acked_ns = time.time_ns()
-        if err is not None:
-            delivery.error = err.name()
-        else:
-            offset = msg.offset()
-            delivery.offset = offset if offset is not None and offset >= 0 else None
-        if then is not None:
-            then(delivery)
-
-    return callback
+def record_prefix(run: str) -> bytes:
+    """What every probe record of a run starts with: the header and the run."""
+    return PROBE_HEADER + b"|" + run.encode() + b"|"
 
 
 def encode_record(run: str, partition: int, seq: int, sent_ns: int) -> bytes:
-    return b"|".join([PROBE_HEADER, run.encode(), str(partition).encode(), str(seq).encode(), str(sent_ns).encode()])
+    return b"%s%d|%d|%d" % (record_prefix(run), partition, seq, sent_ns)
 
 
 def decode_record(value: bytes | None) -> tuple[str, int, int, int] | None:
@@ -79,11 +66,33 @@ def decode_record(value: bytes | None) -> tuple[str, int, int, int] | None:
         return None
 
 
+def zeros(count: int) -> array:
+    """`count` signed 64-bit zeros."""
+    return array("q", bytes(8 * count))
+
+
 @dataclass(frozen=True)
 class ProduceResult:
-    deliveries: list[Delivery]
+    """Every record produced, one array per field: record `seq` went to partition
+    `partitions[seq]`, was sent at `sent_ns[seq]`, reported at `acked_ns[seq]` (0: no report)
+    with offset `offsets[seq]` (-1: none, as a report without an offset gives) or the error
+    `errors[seq]`. Columns, not an object per record: a probe verifies hundreds of thousands."""
+
+    partitions: list[int]
+    sent_ns: array
+    acked_ns: array
+    offsets: array
+    errors: dict[int, str]
     producer_init_s: float
     fatal_error: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.sent_ns)
+
+
+# Delivery reports are served (and stamped) every this many records: often enough that a
+# stamp is late by well under a millisecond, rarely enough that polling costs little.
+POLL_EVERY = 32
 
 
 def produce_sequenced(
@@ -123,31 +132,41 @@ def produce_sequenced(
     except KafkaException as exc:
         raise _translate(exc, "Produce") from None
     init_s = time.monotonic() - warmup_started
-    deliveries: list[Delivery] = []
 
+    targets = [partitions[seq % len(partitions)] for seq in range(count)]
+    sent_ns = array("q")
+    acked_ns = zeros(count)
+    offsets = array("q", [-1]) * count
+    errors: dict[int, str] = {}
+    now = time.time_ns
+
+    def report(seq: int, err, msg) -> None:
+        acked_ns[seq] = now()
+        if err is not None:
+            errors[seq] = err.name()
+        else:
+            # A successful report without an offset is kept as such: the sandbox's injected
+            # errors produce them for records that never reached the log.
+            offset = msg.offset()
+            if offset is not None and offset >= 0:
+                offsets[seq] = offset
+
+    prefix = record_prefix(run)
+    produce, poll, sent = producer.produce, producer.poll, sent_ns.append
     try:
-        for seq in range(count):
+        for seq, partition in enumerate(targets):
             if fatal_errors:
                 break
-            partition = partitions[seq % len(partitions)]
-            sent_ns = time.time_ns()
-            delivery = Delivery(partition=partition, seq=seq, sent_ns=sent_ns)
-            deliveries.append(delivery)
-            while True:
-                try:
-                    producer.produce(
-                        topic,
-                        encode_record(run, partition, seq, sent_ns),
-                        partition=partition,
-                        on_delivery=_reporter(delivery),
-                    )
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-                if time.monotonic() > deadline:
-                    delivery.error = "local queue full until the deadline"
-                    break
-            producer.poll(0)
+            stamp = now()
+            sent(stamp)
+            value = b"%s%d|%d|%d" % (prefix, partition, seq, stamp)
+            try:
+                produce(topic, value, partition=partition, on_delivery=partial(report, seq))
+            except BufferError:
+                if not _produce_when_room(producer, topic, value, partition, partial(report, seq), deadline):
+                    errors[seq] = "local queue full until the deadline"
+            if not seq % POLL_EVERY:
+                poll(0)
         remaining = producer.flush(max(0.1, deadline - time.monotonic()))
         if remaining:
             producer.purge()
@@ -165,21 +184,54 @@ def produce_sequenced(
     fatal = fatal_errors[0] if fatal_errors else None
     if fatal:
         log.warning("producer entered a fatal state: %s", fatal)
-    for delivery in deliveries:
-        if delivery.acked_ns is None and delivery.error is None:
-            delivery.error = "producer fatal error" if fatal else "no delivery report before the deadline"
-    return ProduceResult(deliveries=deliveries, producer_init_s=init_s, fatal_error=fatal)
+    sent_count = len(sent_ns)
+    unreported = "producer fatal error" if fatal else "no delivery report before the deadline"
+    for seq in range(sent_count):
+        if not acked_ns[seq] and seq not in errors:
+            errors[seq] = unreported
+    del acked_ns[sent_count:], offsets[sent_count:], targets[sent_count:]
+    return ProduceResult(targets, sent_ns, acked_ns, offsets, errors, init_s, fatal)
+
+
+def _produce_when_room(producer: Producer, topic: str, value: bytes, partition: int, on_delivery, deadline) -> bool:
+    """The local queue is full: serve reports until there is room; False at the deadline."""
+    while time.monotonic() <= deadline:
+        producer.poll(0.05)
+        try:
+            producer.produce(topic, value, partition=partition, on_delivery=on_delivery)
+            return True
+        except BufferError:
+            continue
+    return False
+
+
+@dataclass
+class ReadRecords:
+    """A run's probe records as read, one list per field: record i was at partition[i],
+    offset[i], with sequence seq[i], sent at sent_ns[i] and read at consumed_ns[i]. Records
+    of anything else are skipped. Columns, not an object per record."""
+
+    partition: list[int] = field(default_factory=list)
+    offset: list[int] = field(default_factory=list)
+    seq: list[int] = field(default_factory=list)
+    sent_ns: list[int] = field(default_factory=list)
+    consumed_ns: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.seq)
 
 
 def read_range(
     settings: ConnectionSettings,
     *,
     topic: str,
+    run: str,
     start: dict[int, int],
     end: Callable[[], dict[int, int] | None],
     timeout: float,
-) -> list[ConsumedRecord]:
-    """Read each partition from `start` until `end()` offsets are reached or the deadline passes.
+) -> ReadRecords:
+    """Read each partition from `start` until `end()` offsets are reached or the deadline passes,
+    keeping the probe records of `run`.
 
     `end` returns None while the end is not yet known, so the reader can run while records
     are still being produced and measure end-to-end latency. No consumer group commits.
@@ -194,7 +246,8 @@ def read_range(
             "enable.partition.eof": False,
         }
     )
-    records: list[ConsumedRecord] = []
+    found = ReadRecords()
+    prefix = record_prefix(run)
     position = dict(start)
     try:
         consumer.assign([TopicPartition(topic, p, offset) for p, offset in start.items()])
@@ -203,23 +256,47 @@ def read_range(
             ends = end()
             if ends is not None and all(position.get(p, 0) >= offset for p, offset in ends.items()):
                 break
-            batch = consumer.consume(num_messages=1000, timeout=min(0.2, max(0.01, deadline - time.monotonic())))
-            now = time.time_ns()
-            for msg in batch:
-                if msg.error():
-                    if msg.error().fatal():
-                        raise KafkaCallError(f"Fetch failed: {msg.error().name()}")
-                    continue
-                position[msg.partition()] = msg.offset() + 1
-                decoded = decode_record(msg.value())
-                if decoded is not None:
-                    run, _partition, seq, sent_ns = decoded
-                    records.append(ConsumedRecord(msg.partition(), msg.offset(), run, seq, sent_ns, now))
+            batch = consumer.consume(num_messages=10_000, timeout=min(0.2, max(0.01, deadline - time.monotonic())))
+            _keep(batch, prefix, position, found, time.time_ns())
     except KafkaException as exc:
         raise _translate(exc, "Fetch") from None
     finally:
         consumer.close()
-    return records
+    return found
+
+
+def _keep(batch: list, prefix: bytes, position: dict[int, int], found: ReadRecords, now: int) -> None:
+    """The run's records of one batch into `found`; every record moves its partition's position."""
+    skip = len(prefix)
+    partitions, offsets, seqs, sent, consumed = (
+        found.partition.append,
+        found.offset.append,
+        found.seq.append,
+        found.sent_ns.append,
+        found.consumed_ns.append,
+    )
+    for msg in batch:
+        error = msg.error()
+        if error is not None:
+            if error.fatal():
+                raise KafkaCallError(f"Fetch failed: {error.name()}")
+            continue
+        partition, offset, value = msg.partition(), msg.offset(), msg.value()
+        position[partition] = offset + 1
+        if not value or not value.startswith(prefix):
+            continue
+        fields = value[skip:].split(b"|")
+        if len(fields) != 3:
+            continue
+        try:
+            seq, sent_at = int(fields[1]), int(fields[2])
+        except ValueError:
+            continue
+        partitions(partition)
+        offsets(offset)
+        seqs(seq)
+        sent(sent_at)
+        consumed(now)
 
 
 def produce_values(

@@ -48,8 +48,16 @@ def durability_config(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult
         return unsupported(kafka.UnsupportedApi("DescribeConfigs", "the cluster answered with no config entries"))
 
     violations = []
+    by_topic = metadata.by_topic
+    distinct: dict[tuple[int, ...], int] = {}  # replica tuples are shared: count each one's brokers once
     for topic in topics:
-        rf = min((len(set(p.replicas)) for p in metadata.topic_partitions(topic)), default=0)
+        rf = min(
+            (
+                distinct.get(p.replicas) or distinct.setdefault(p.replicas, len(set(p.replicas)))
+                for p in by_topic[topic]
+            ),
+            default=0,
+        )
         problems = _problems(rf, topic_configs.get(topic, {}), params)
         if problems:
             violations.append({"topic": topic, "replication_factor": rf, "problems": problems})

@@ -16,7 +16,7 @@ def group_partitions(
 ) -> list[kafka.TopicPartitionKey]:
     """The partitions to look at: of the given topics, or of every non-internal topic."""
     metadata = kafka.cluster_metadata(connection, timeout=timeout)
-    names = topics or sorted(t for t in metadata.topics if not is_internal(t))
+    names = set(topics or (t for t in metadata.topics if not is_internal(t)))
     return [(p.topic, p.id) for p in metadata.partitions if p.topic in names and p.id >= 0]
 
 

@@ -32,24 +32,9 @@ def cluster_health(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
     except kafka.KafkaCallError as exc:
         min_isr_source = f"assumed {params.min_insync_replicas} (DescribeConfigs failed: {exc.reason})"
 
-    offline, under_replicated, under_min_isr, under_assumed_min_isr, repeated = [], [], [], [], []
-    for p in metadata.partitions:
-        name = f"{p.topic}[{p.id}]"
-        if p.leader < 0 or p.leader not in live:
-            offline.append(name)
-            continue
-        replicas = set(p.replicas)
-        if len(replicas) < len(p.replicas):
-            repeated.append(name)
-        # A replica on a broker missing from metadata cannot be in sync, whatever the ISR says.
-        in_sync = {r for r in p.isr if r in live}
-        if len(in_sync) < len(replicas):
-            under_replicated.append(name)
-        if p.topic in known_min_isr:
-            if len(in_sync) < known_min_isr[p.topic]:
-                under_min_isr.append(name)
-        elif len(in_sync) < params.min_insync_replicas:
-            under_assumed_min_isr.append(name)
+    offline, under_replicated, under_min_isr, under_assumed_min_isr, repeated = _classify(
+        metadata, known_min_isr, params.min_insync_replicas
+    )
 
     expected = params.expected_brokers or ctx.expected_brokers
     findings = []
@@ -97,3 +82,44 @@ def cluster_health(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
             "elapsed_s": round(time.monotonic() - started, 3),
         },
     )
+
+
+def _classify(
+    metadata: kafka.ClusterMetadata, known_min_isr: dict[str, int], assumed_min_isr: int
+) -> tuple[list[str], list[str], list[str], list[str], list[str]]:
+    """Offline, under-replicated, under-min-ISR (reported or assumed) and repeated-replica
+    partitions, by name.
+
+    On 200,000 partitions this is the probe's own cost: partitions that share a leader,
+    replicas and ISR get the same answers, so each combination is judged once and a partition
+    costs a dictionary lookup (a name is only formatted for a partition that is listed)."""
+    live = metadata.broker_ids
+    # (leader, replicas, isr) -> (offline, repeated, in sync, replica count)
+    judged: dict[tuple, tuple[bool, bool, int, int]] = {}
+    offline, under_replicated, under_min_isr, under_assumed, repeated = [], [], [], [], []
+    for topic, partitions in metadata.by_topic.items():
+        # Below the topic's own min.insync.replicas where it is known, else below the assumed one.
+        min_isr = known_min_isr.get(topic, assumed_min_isr)
+        short = under_min_isr if topic in known_min_isr else under_assumed
+        for p in partitions:
+            key = (p.leader, p.replicas, p.isr)
+            answer = judged.get(key)
+            if answer is None:
+                replicas = set(p.replicas)
+                answer = judged[key] = (
+                    p.leader not in live,
+                    len(replicas) < len(p.replicas),
+                    len({r for r in p.isr if r in live}),
+                    len(replicas),
+                )
+            gone, twice, in_sync, count = answer
+            if gone:
+                offline.append(f"{topic}[{p.id}]")
+                continue
+            if twice:
+                repeated.append(f"{topic}[{p.id}]")
+            if in_sync < count:
+                under_replicated.append(f"{topic}[{p.id}]")
+            if in_sync < min_isr:
+                short.append(f"{topic}[{p.id}]")
+    return offline, under_replicated, under_min_isr, under_assumed, repeated

@@ -10,13 +10,15 @@ from types import SimpleNamespace
 from drills import kafka
 from drills.probe_topic import ProbeTopicMissing, probe_topic_ready
 from drills.probes.base import ProbeContext, ProbeResult, error
-from drills.verify import percentile, verify_sequences
+from drills.verify import by_partition, percentile, verify_partitions
 from scorecard.models import Status
 from scorecard.status import verdict
 
 
-def _ms(ns: int) -> float:
-    return round(ns / 1e6, 3)
+def _ms_or_none(ns: int | None) -> float | None:
+    # A percentile of nanoseconds, then rounded: the same as the percentile of rounded
+    # milliseconds (rounding keeps the order), without a float per record.
+    return None if ns is None else round(ns / 1e6, 3)
 
 
 def ack_write(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
@@ -43,15 +45,14 @@ def ack_write(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
     start_offsets = {p: start[(params.topic, p)] for p in ids}
     not_leading = topic.not_leading
     ends: dict[int, int] | None = None
-    consumed: list[kafka.ConsumedRecord] = []
+    consumed = kafka.ReadRecords()
     read_error: list[str] = []
 
     def reader():
+        nonlocal consumed
         try:
-            consumed.extend(
-                kafka.read_range(
-                    ctx.connection, topic=params.topic, start=start_offsets, end=lambda: ends, timeout=2 * timeout
-                )
+            consumed = kafka.read_range(
+                ctx.connection, topic=params.topic, run=run, start=start_offsets, end=lambda: ends, timeout=2 * timeout
             )
         except kafka.KafkaCallError as exc:
             read_error.append(exc.reason)
@@ -67,24 +68,24 @@ def ack_write(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
         ends = start_offsets
         thread.join(timeout + 5)
         return error(exc.reason, elapsed_s=round(time.monotonic() - started, 3))
-    acked_offsets: dict[int, int] = {}
-    for d in produced.deliveries:
-        if d.error is None and d.offset is not None:
-            acked_offsets[d.partition] = max(acked_offsets.get(d.partition, -1), d.offset)
-    ends = {p: max(after.get((params.topic, p), 0), acked_offsets.get(p, -1) + 1) for p in ids}
+    # Records went round-robin: partition ids[k] holds records k, k + len(ids), ...; an offset
+    # is -1 for a record without one.
+    acked_offsets = {p: max(produced.offsets[k :: len(ids)], default=-1) for k, p in enumerate(ids)}
+    ends = {p: max(after.get((params.topic, p), 0), acked_offsets[p] + 1) for p in ids}
     thread.join(2 * timeout + 5)
     # Verification reads everything again from the start offsets once producing is over: a
     # record seen live but gone afterwards (a broker that lost it) must count as missing.
     try:
         read_back = kafka.read_range(
-            ctx.connection, topic=params.topic, start=start_offsets, end=lambda: ends, timeout=timeout
+            ctx.connection, topic=params.topic, run=run, start=start_offsets, end=lambda: ends, timeout=timeout
         )
     except kafka.KafkaCallError as exc:
-        read_back = []
+        read_back = kafka.ReadRecords()
         read_error.append(exc.reason)
     result = _result(
         params,
         run,
+        ids,
         produced,
         consumed,
         read_back,
@@ -103,41 +104,49 @@ def ack_write(ctx: ProbeContext, params: SimpleNamespace) -> ProbeResult:
 def _result(
     params: SimpleNamespace,
     run: str,
+    ids: list[int],
     produced: kafka.ProduceResult,
-    consumed: list[kafka.ConsumedRecord],
-    read_back: list[kafka.ConsumedRecord],
+    consumed: kafka.ReadRecords,
+    read_back: kafka.ReadRecords,
     read_error: list[str],
     not_leading: list[int],
     unavailable: dict[str, str],
     started: float,
 ) -> ProbeResult:
-    deliveries = produced.deliveries
-    checked = verify_sequences(
-        deliveries=((d.partition, d.seq, d.error is None) for d in deliveries),
-        consumed=((r.partition, r.offset, r.seq) for r in read_back if r.run == run),
+    sent, errors, width = len(produced), produced.errors, len(ids)
+    # Record seq went to ids[seq % width]; it was acknowledged unless it has an error.
+    acked = {
+        p: range(k, sent, width) if not errors else [seq for seq in range(k, sent, width) if seq not in errors]
+        for k, p in enumerate(ids)
+    }
+    checked = verify_partitions(
+        sent={p: len(range(k, sent, width)) for k, p in enumerate(ids)},
+        acked=acked,
+        read=by_partition(read_back.partition, read_back.offset, read_back.seq),
     )
     totals = checked.as_dict()
-    produce_ms = [_ms(d.acked_ns - d.sent_ns) for d in deliveries if d.error is None and d.acked_ns]
-    # End-to-end latency comes from the live reader, which consumed while records were produced.
-    first_read: dict[tuple[int, int], kafka.ConsumedRecord] = {}
-    for r in consumed:
-        if r.run == run:
-            first_read.setdefault((r.partition, r.seq), r)
-    e2e_ms = [_ms(r.consumed_ns - r.sent_ns) for r in first_read.values()]
-    errors = Counter(d.error for d in deliveries if d.error)
+    produce_ns = [
+        a - s for seq, (a, s) in enumerate(zip(produced.acked_ns, produced.sent_ns, strict=True)) if seq not in errors
+    ]
+    # End-to-end latency comes from the live reader, which consumed while records were produced;
+    # a record read twice counts from its first reading (sequences are unique within a run).
+    e2e = [c - s for c, s in zip(consumed.consumed_ns, consumed.sent_ns, strict=True)]
+    first_read = dict(zip(reversed(consumed.seq), reversed(e2e), strict=True))
+    e2e_ns = list(first_read.values())
+    error_counts = Counter(errors.values())
     elapsed = time.monotonic() - started
     measurements = {
         **totals,
         "topic": params.topic,
         "run": run,
-        "produce_ms_p50": percentile(produce_ms, 0.5),
-        "produce_ms_p99": percentile(produce_ms, 0.99),
-        "e2e_ms_p50": percentile(e2e_ms, 0.5),
-        "e2e_ms_p99": percentile(e2e_ms, 0.99),
+        "produce_ms_p50": _ms_or_none(percentile(produce_ns, 0.5)),
+        "produce_ms_p99": _ms_or_none(percentile(produce_ns, 0.99)),
+        "e2e_ms_p50": _ms_or_none(percentile(e2e_ns, 0.5)),
+        "e2e_ms_p99": _ms_or_none(percentile(e2e_ns, 0.99)),
         "consumed_live": len(first_read),
         "producer_init_ms": round(produced.producer_init_s * 1000, 1),
         "producer_fatal_error": produced.fatal_error,
-        "produce_errors": dict(errors.most_common(10)),
+        "produce_errors": dict(error_counts.most_common(10)),
         "read_error": read_error[0] if read_error else None,
         "brokers_not_leading": not_leading,
         "unavailable_partitions": unavailable,
@@ -145,7 +154,7 @@ def _result(
         "records_verified_per_s": round(totals["acked"] / elapsed, 1) if elapsed > 0 else None,
     }
     if totals["acked"] == 0:
-        reason = errors.most_common(1)[0][0] if errors else "unknown"
+        reason = error_counts.most_common(1)[0][0] if error_counts else "unknown"
         return ProbeResult(Status.ERROR, f"no record acknowledged of {totals['sent']} sent ({reason})", measurements)
     summary = (
         f"{totals['acked']}/{totals['sent']} acknowledged, {totals['missing']} missing, "

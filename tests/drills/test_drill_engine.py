@@ -233,3 +233,22 @@ def test_a_standby_without_synced_offsets_fails_the_cutover(private_sandbox, pri
     result = cutover(private_sandbox, private_standby)
     assert result.outcome == "failed"
     assert result.figures["standby_cutover"]["partitions_without_synced_offsets"] == [0, 1, 2]
+
+
+def test_the_timeline_keeps_one_row_per_record_in_send_order_on_a_topic_of_many_partitions(private_sandbox):
+    """The engine keeps records as positions in arrays (record i: partition i % width, sequence
+    i // width): every record must still come back as its own row, acknowledged and read."""
+    private_sandbox.control.call("topic_create", name="probe-30", partitions=30, replication_factor=3)
+    private_sandbox.control.call("spread_leaders", name="probe-30")
+    result, _ = drill(private_sandbox, "leader_change", fault_seconds=1, interval_ms=5, topic="probe-30")
+    f, rows = result.figures, result.timeline["records"]
+    assert result.outcome == "passed", (result.error, f)
+    assert len(rows) == f["records_sent"] == f["records_acked"] > 30 * 500
+    seqs: dict[int, list[int]] = {}
+    for partition, seq, sent_ms, acked_ms, consumed_ms, error in rows:
+        seqs.setdefault(partition, []).append(seq)
+        assert error is None and sent_ms <= acked_ms and sent_ms <= consumed_ms
+    assert sorted(seqs) == list(range(30))
+    assert all(s == list(range(len(s))) for s in seqs.values())
+    assert [r[2] for r in rows] == sorted(r[2] for r in rows)  # in the order the records were sent
+    assert f["rpo_acked_lost"] == 0 and f["consumer_anomalies"]["counts"]["unseen"] == 0

@@ -210,3 +210,41 @@ def test_a_probe_topic_whose_leaders_miss_a_broker_warns(shared_sandbox):
     topic = result.measurements["probe_topic"]
     assert topic["partitions"] == 1 and len(topic["leaders"]) == 1
     assert any("lead no partition" in problem for problem in topic["problems"])
+
+
+# --- big clusters ------------------------------------------------------------------------------
+
+
+def test_cluster_health_counts_every_partition_of_many_topics_and_names_only_the_offline(private_sandbox):
+    for i in range(20):
+        private_sandbox.control.call("topic_create", name=f"big-{i}", partitions=500, replication_factor=3)
+    private_sandbox.control.call("topic_create", name="orphans", partitions=3, replication_factor=0)
+    result = health(private_sandbox.connection)
+    m = result.measurements
+    probe_partitions = 6
+    assert m["partition_count"] == 20 * 500 + 3 + probe_partitions
+    assert m["topic_count"] == 22
+    assert m["offline_partitions"] == 3 and m["offline"] == ["orphans[0]", "orphans[1]", "orphans[2]"]
+    assert m["under_replicated_partitions"] == 0 and m["under_min_isr_partitions"] == 0
+    assert result.status == "FAIL"
+
+
+def test_durability_config_judges_each_of_many_topics_by_its_own_replicas(private_sandbox, monkeypatch):
+    """A cluster that answers DescribeConfigs (the sandbox does not: its answers are supplied at
+    the seam); among forty topics of replication factor 3, the one of factor 1 is the violation."""
+    for i in range(40):
+        private_sandbox.control.call("topic_create", name=f"big-{i}", partitions=50, replication_factor=3)
+    private_sandbox.control.call("topic_create", name="single-copy", partitions=50, replication_factor=1)
+    good = {"min.insync.replicas": "2", "unclean.leader.election.enable": "false"}
+    monkeypatch.setattr(kafka, "topic_configs", lambda settings, topics, timeout: {t: good for t in topics})
+    monkeypatch.setattr(
+        kafka,
+        "broker_configs",
+        lambda settings, ids, timeout: {i: {**good, "default.replication.factor": "3"} for i in ids},
+    )
+    result = probe("durability_config", private_sandbox.connection)
+    m = result.measurements
+    assert m["topics_checked"] == 41  # the probe topic is internal: not judged
+    assert [v["topic"] for v in m["violations"]] == ["single-copy"]
+    assert m["violations"][0]["replication_factor"] == 1
+    assert result.status == "FAIL"

@@ -92,3 +92,74 @@ def test_acknowledged_records_the_reader_never_saw_are_unseen_per_partition():
     acked = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
     consumed = {(0, 0), (0, 2), (1, 0), (1, 1)}
     assert unseen_by_reader(acked, consumed) == {"0": {"count": 1, "examples": [1]}}
+
+
+# --- the columnar verification agrees with the plain definition --------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from drills.verify import PollWatch, by_partition, verify_partitions  # noqa: E402
+
+
+def reference(deliveries, consumed):
+    """The definition, record by record: what verify_sequences must compute however it is built."""
+    out = {}
+    for p, _seq, ok in deliveries:
+        v = out.setdefault(p, dict.fromkeys(("sent", "acked", "failed", "consumed", "dup", "reord"), 0))
+        v["sent"] += 1
+        v["acked" if ok else "failed"] += 1
+    seen, highest = {}, {}
+    for p, _offset, seq in sorted(consumed, key=lambda r: (r[0], r[1])):
+        v = out.setdefault(p, dict.fromkeys(("sent", "acked", "failed", "consumed", "dup", "reord"), 0))
+        v["consumed"] += 1
+        if seq in seen.setdefault(p, set()):
+            v["dup"] += 1
+            continue
+        if p in highest and seq < highest[p]:
+            v["reord"] += 1
+        seen[p].add(seq)
+        highest[p] = max(seq, highest.get(p, seq))
+    for p, v in out.items():
+        acked = {s for q, s, ok in deliveries if q == p and ok}
+        v["missing"] = sorted(acked - seen.get(p, set()))
+    return out
+
+
+records = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 40), st.booleans()), max_size=60)
+reads = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 80), st.integers(0, 40)), max_size=80)
+
+
+@settings(max_examples=300, deadline=None)
+@given(deliveries=records, consumed=reads)
+def test_verification_counts_as_the_definition_does_on_any_input(deliveries, consumed):
+    verdict = verify_sequences(deliveries=deliveries, consumed=consumed)
+    expected = reference(deliveries, consumed)
+    assert set(verdict.partitions) == set(expected)
+    for p, v in verdict.partitions.items():
+        e = expected[p]
+        assert (v.sent, v.acked, v.failed, v.consumed) == (e["sent"], e["acked"], e["failed"], e["consumed"])
+        assert (v.duplicates, v.reordered, v.missing) == (e["dup"], e["reord"], len(e["missing"]))
+        assert v.missing_seqs == e["missing"][:20]
+
+
+def test_columns_by_partition_verify_like_tuples():
+    deliveries = [(p, s, True) for s in range(6) for p in (0, 1)]
+    consumed = [(0, 10 + i, s) for i, s in enumerate((0, 1, 3, 2, 3))] + [(1, s, s) for s in range(5)]
+    partitions, offsets, seqs = zip(*consumed, strict=True)
+    verdict = verify_partitions(
+        sent={0: 6, 1: 6}, acked={0: range(6), 1: range(6)}, read=by_partition(partitions, offsets, seqs)
+    )
+    assert verdict.as_dict() == verify_sequences(deliveries=deliveries, consumed=consumed).as_dict()
+    assert verdict.partitions[0].missing_seqs == [4, 5] and verdict.partitions[0].duplicates == 1
+    assert verdict.partitions[0].reordered == 1 and verdict.partitions[1].missing_seqs == [5]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 30)), max_size=60))
+def test_a_batch_observed_at_once_shows_what_record_by_record_shows(polled):
+    one_by_one, batched = PollWatch(), PollWatch()
+    for partition, offset in polled:
+        one_by_one.observe(partition, offset)
+    batched.observe_many([p for p, _ in polled], [o for _, o in polled])
+    assert batched.as_dict() == one_by_one.as_dict() and batched.last == one_by_one.last
