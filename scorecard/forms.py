@@ -8,7 +8,7 @@ from django.forms.fields import InvalidJSONInput
 from scorecard import catalog, roles, targets
 from scorecard.models import Check, Cluster, Row, split_tags
 from scorecard.selectors import STATUS_FILTERS
-from scorecard.validators import MAX_JSON_BYTES, MAX_JSON_DEPTH, load_json
+from scorecard.validators import MAX_JSON_BYTES, MAX_JSON_DEPTH, SASL_PASSWORD_MAX, load_json
 
 
 class BoundedJSONField(forms.JSONField):
@@ -43,7 +43,10 @@ class ClusterForm(forms.ModelForm):
     """Registration of a cluster; the secret is write-only and never rendered back."""
 
     sasl_password = forms.CharField(
-        required=False, widget=forms.PasswordInput(render_value=False), label="SASL password", max_length=500
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        label="SASL password",
+        max_length=SASL_PASSWORD_MAX,
     )
 
     class Meta:

@@ -13,6 +13,8 @@ MAX_BOOTSTRAP_SERVERS = 32
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# A SASL password, typed on the cluster form or given to `scorecard_config import`.
+SASL_PASSWORD_MAX = 500
 # Command actuator templates: argv lists per operation, with only these placeholders.
 COMMAND_OPS = ("broker_down", "broker_up")
 PLACEHOLDERS = {"broker", "host", "port", "rack"}

@@ -435,6 +435,10 @@ def test_a_sasl_cluster_takes_its_password_from_the_command_never_from_the_yaml(
     assert f"{path}:{line_of(text, 'security_protocol:')}: cluster.security_protocol: SASL needs a password" in (
         stderr.getvalue()
     )
+    monkeypatch.setenv("KAFKA_PASSWORD", "p" * 501)
+    with pytest.raises(CommandError, match="the SASL password in KAFKA_PASSWORD is longer than 500 characters"):
+        call_command("scorecard_config", "import", str(path), "--by", "root", "--apply", "--sasl-password-env",
+                     "KAFKA_PASSWORD", stdout=io.StringIO())  # fmt: skip
     monkeypatch.setenv("KAFKA_PASSWORD", "new-password")
     call_command("scorecard_config", "import", str(path), "--by", "root", "--apply", "--sasl-password-env",
                  "KAFKA_PASSWORD", stdout=io.StringIO())  # fmt: skip

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from scorecard.config_code import MAX_BYTES, ConfigError, ConfigStale, Plan, config_apply, config_export, config_plan
 from scorecard.models import Cluster, Scorecard
+from scorecard.validators import SASL_PASSWORD_MAX
 
 
 class Command(BaseCommand):
@@ -84,6 +85,10 @@ class Command(BaseCommand):
             password = os.environ.get(sasl_password_env, "")
             if not password:
                 raise CommandError(f"the environment variable {sasl_password_env} is empty or not set")
+            if len(password) > SASL_PASSWORD_MAX:
+                raise CommandError(
+                    f"the SASL password in {sasl_password_env} is longer than {SASL_PASSWORD_MAX} characters"
+                )
         text = self._read(file)
         try:
             if apply:
