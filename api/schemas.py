@@ -7,21 +7,7 @@ from typing import Any
 from ninja import Field, Schema
 from pydantic import model_validator
 
-
-def _unstorable(value, path: str = "") -> str:
-    """Where the value holds a string PostgreSQL cannot store ("" = nowhere): a NUL, or a lone
-    surrogate ("\\ud800"), which only JSON can carry (form posts are decoded with replacement)."""
-    if isinstance(value, dict):
-        items = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        bad = isinstance(value, str) and ("\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value))
-        return (path or "body") if bad else ""
-    for key, item in items:
-        if found := _unstorable(key, path) or _unstorable(item, f"{path}.{key}".lstrip(".")):
-            return found
-    return ""
+from scorecard.validators import storable_problem
 
 
 class Body(Schema):
@@ -29,7 +15,8 @@ class Body(Schema):
 
     @model_validator(mode="after")
     def storable(self):
-        if where := _unstorable(self.model_dump()):
+        # A lone surrogate ("\ud800") only JSON can carry: form posts are decoded with replacement.
+        if where := storable_problem(self.model_dump()):
             raise ValueError(f"{where}: a NUL character or a lone surrogate cannot be stored")
         return self
 
