@@ -85,7 +85,13 @@ def test_a_postgresql_restart_under_load_leaves_the_worker_and_beat_running_and_
 
         wait_for(lambda: state(runs[0]) == "running", timeout=30, message="the first probe")
         private_postgres.stop("immediate")  # every session cut, mid-probe
-        time.sleep(6)  # down past beat's 5 s reload and the probe's end
+        time.sleep(6)  # down past the probe's end
+        # ...and until beat has tried to read its schedule (it reloads every 5 s, later under load).
+        wait_for(
+            lambda: "the schedule could not be read" in "".join(path.read_text() for path in beat.logs),
+            timeout=30,
+            message="beat to meet the outage",
+        )
         private_postgres.start()
         restarted = time.monotonic()
         slow_brokers(private_sandbox, 0)
@@ -109,6 +115,5 @@ def test_a_postgresql_restart_under_load_leaves_the_worker_and_beat_running_and_
     assert all(state == "done" for _, state, _ in per_run), per_run
     logs = worker.log()
     assert "Retry in" in logs, "the probe that lost its database session was tried again"
-    assert "the schedule could not be read" in "".join(path.read_text() for path in beat.logs)
     ok, count = django_run(env, CHAIN, str(setup["scorecard"])).split()
     assert ok == "True" and int(count) == sum(evidence for *_, evidence in per_run)
