@@ -8,7 +8,7 @@ from django.forms.fields import InvalidJSONInput
 from scorecard import catalog, roles, targets
 from scorecard.models import Check, Cluster, Row, split_tags
 from scorecard.selectors import STATUS_FILTERS
-from scorecard.validators import MAX_JSON_BYTES, MAX_JSON_DEPTH, SASL_PASSWORD_MAX, load_json
+from scorecard.validators import MAX_JSON_BYTES, SASL_PASSWORD_MAX, load_json
 
 
 class BoundedJSONField(forms.JSONField):
@@ -19,7 +19,7 @@ class BoundedJSONField(forms.JSONField):
         if self.disabled or value in self.empty_values or not isinstance(value, str):
             return super().to_python(value)
         try:
-            converted = load_json(value, max_bytes=MAX_JSON_BYTES, max_depth=MAX_JSON_DEPTH)
+            converted = load_json(value)
         except ValueError as exc:
             raise forms.ValidationError(f"Enter valid JSON: {exc}.", code="invalid") from None
         return forms.fields.JSONString(converted) if isinstance(converted, str) else converted
@@ -28,7 +28,7 @@ class BoundedJSONField(forms.JSONField):
         if self.disabled or data is None or not isinstance(data, str):
             return super().bound_data(data, initial)
         try:
-            return load_json(data, max_bytes=MAX_JSON_BYTES, max_depth=MAX_JSON_DEPTH)
+            return load_json(data)
         except ValueError:
             return InvalidJSONInput(data[:MAX_JSON_BYTES])
 

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 
 from confluent_kafka import KafkaError, KafkaException
 from cryptography import x509
+from django.core.exceptions import ValidationError
 
 from drills.kafka.client import ConnectionSettings, _admin, _translate, sasl_reason
-from scorecard.validators import parse_bootstrap_servers
+from scorecard.validators import ca_certificates, parse_bootstrap_servers
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,8 @@ def _names(certificate: x509.Certificate) -> tuple[str, ...]:
 
 def _configured_cas(pem: str) -> str:
     try:
-        return "; ".join(c.subject.rfc4514_string() for c in x509.load_pem_x509_certificates(pem.encode()))
-    except ValueError:
+        return "; ".join(c.subject.rfc4514_string() for c in ca_certificates(pem))
+    except ValidationError:
         return "unreadable"
 
 
