@@ -53,7 +53,7 @@ class PartitionInfo(NamedTuple):
     error: str | None
 
 
-def _in_sync(p: PartitionInfo, live: set[int]) -> int:
+def in_sync_count(p: PartitionInfo, live: set[int]) -> int:
     """Replicas in sync and on a live broker: a replica on a broker missing from the metadata
     cannot be in sync, whatever the ISR says."""
     return len({r for r in p.isr if r in live})
@@ -95,7 +95,7 @@ class ClusterMetadata:
         return [p for p in self.partitions if p.leader not in live]
 
     def under_replicated(self) -> list[PartitionInfo]:
-        """Led partitions with fewer in-sync replicas than replicas (see `_in_sync`)."""
+        """Led partitions with fewer in-sync replicas than replicas (see `in_sync_count`)."""
         live = self.broker_ids
         short: dict[tuple, bool] = {}  # replica sets repeat across partitions: judge each once
         found = []
@@ -105,7 +105,7 @@ class ClusterMetadata:
             key = (p.replicas, p.isr)
             verdict = short.get(key)
             if verdict is None:
-                verdict = short[key] = _in_sync(p, live) < len(set(p.replicas))
+                verdict = short[key] = in_sync_count(p, live) < len(set(p.replicas))
             if verdict:
                 found.append(p)
         return found

@@ -109,7 +109,7 @@ def _classify(
                 answer = judged[key] = (
                     p.leader not in live,
                     len(replicas) < len(p.replicas),
-                    len({r for r in p.isr if r in live}),
+                    kafka.in_sync_count(p, live),
                     len(replicas),
                 )
             gone, twice, in_sync, count = answer
